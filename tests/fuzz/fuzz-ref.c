@@ -2,7 +2,8 @@
 /*
  * libFuzzer target for image reference parsing: any accepted reference must
  * round-trip through its canonical form, and its repo must pass the grammar
- * check the registry client applies before building URLs.
+ * check the registry client applies before building URLs.  The same input is
+ * also fed to the WWW-Authenticate challenge parser.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "imagecache/ref.h"
+#include "imagecache/registry-auth.h"
 #include "lib/err.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -28,6 +30,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(s, data, size);
 	s[size] = '\0';
 	(void)ic_ref_domain_is_loopback(s);
+	/* the same bytes as a WWW-Authenticate value (registry-controlled too) */
+	{
+		struct ic_auth_challenge c;
+
+		if (ic_auth_challenge_parse(s, &c) == 0)
+			ic_auth_challenge_free(&c);
+	}
 	if (ic_ref_parse(s, &r, &err) == 0) {
 		if (!ic_ref_repo_valid(r.repo) || (r.tag && !ic_ref_tag_valid(r.tag)))
 			abort();

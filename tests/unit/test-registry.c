@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -566,6 +567,66 @@ static void test_bearer(void **state)
 	proxy_stop(&p);
 }
 
+struct thread_arg {
+	struct ic_registry *reg;
+	int rc;
+	char msg[256];
+};
+
+static void *blob_thread(void *p)
+{
+	struct thread_arg *a = p;
+	struct kal_err *err = NULL;
+	_cleanup_free_ char *path = xasprintf("%s/thr-XXXXXX", T.dir);
+	int fd = mkstemp(path);
+	struct stat st;
+
+	unlink(path);
+	for (int i = 0; i < 3 && a->rc == 0; i++) {
+		if (ftruncate(fd, 0) < 0 || lseek(fd, 0, SEEK_SET) < 0)
+			a->rc = -1;
+		a->rc = ic_registry_get_blob(a->reg, "test/app", &T.layer, LAYER_SIZE, fd, NULL,
+					     NULL, &err);
+		if (a->rc == 0 && (fstat(fd, &st) < 0 || st.st_size != LAYER_SIZE))
+			a->rc = -2;
+	}
+	if (err)
+		snprintf(a->msg, sizeof(a->msg), "%s", err->msg);
+	kal_err_free(err);
+	close(fd);
+	return NULL;
+}
+
+/* One registry shared by parallel downloads (the puller's use): token cache under a lock. */
+static void test_parallel_downloads(void **state)
+{
+	struct proxy p;
+	struct ic_registry *r;
+	pthread_t th[4];
+	struct thread_arg args[4];
+	int tokens;
+
+	NEED_SERVERS();
+	proxy_start(&p, "--bearer", NULL);
+	r = reg_new(p.addr, NULL);
+	for (int i = 0; i < 4; i++) {
+		args[i] = (struct thread_arg){ .reg = r };
+		assert_int_equal(pthread_create(&th[i], NULL, blob_thread, &args[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		if (args[i].rc != 0)
+			fail_msg("thread %d: %d %s", i, args[i].rc, args[i].msg);
+	}
+	/* threads racing for the first token may each fetch one; later requests reuse it */
+	tokens = count_lines(p.log, "main GET /token");
+	assert_true(tokens >= 1 && tokens <= 4);
+	assert_int_equal(count_lines2(p.log, "main GET /v2/test/app/blobs/sha256:", "auth=yes"),
+			 12);
+	ic_registry_free(r);
+	proxy_stop(&p);
+}
+
 static void write_docker_config(const char *path, const char *key, const char *userpass)
 {
 	_cleanup_free_ char *b64 = xmalloc(4 * strlen(userpass) + 8), *json = NULL;
@@ -939,6 +1000,7 @@ int main(void)
 		cmocka_unit_test(test_stall),
 		cmocka_unit_test(test_redirect_drops_credentials),
 		cmocka_unit_test(test_mirror),
+		cmocka_unit_test(test_parallel_downloads),
 	};
 
 	return cmocka_run_group_tests_name("registry", tests, group_setup, group_teardown);
