@@ -567,6 +567,50 @@ static void test_bearer(void **state)
 	proxy_stop(&p);
 }
 
+/* Endless or stalled answers end in bounded, clear errors. */
+static void test_hostile_transport(void **state)
+{
+	struct proxy p;
+	struct ic_registry *r;
+	struct ic_registry_opts o = { .idle_timeout_s = 2 };
+	_cleanup_free_ char *m1 = NULL, *m2 = NULL, *m3 = NULL, *m4 = NULL, *want = NULL;
+
+	NEED_SERVERS();
+	proxy_start(&p, "--endless-manifest", NULL);
+	r = reg_new(p.addr, &o);
+	m1 = expect_manifest_err(r, "test/app", "v1");
+	assert_string_equal(m1, "manifest: larger than 4194304 bytes");
+	ic_registry_free(r);
+	proxy_stop(&p);
+
+	proxy_start(&p, "--endless-error", NULL);
+	r = reg_new(p.addr, &o);
+	m2 = expect_manifest_err(r, "test/app", "v1");
+	want = xasprintf("registry `%s`: server error (HTTP 500)", p.addr);
+	assert_string_equal(m2, want);
+	ic_registry_free(r);
+	proxy_stop(&p);
+
+	proxy_start(&p, "--stall-headers", NULL);
+	r = reg_new(p.addr, &o);
+	m3 = expect_manifest_err(r, "test/app", "v1");
+	free(want);
+	want = xasprintf("registry `%s`: no data received for 2 s", p.addr);
+	assert_string_equal(m3, want);
+	ic_registry_free(r);
+	proxy_stop(&p);
+
+	proxy_start(&p, "--redirect-loop", NULL);
+	r = reg_new(p.addr, &o);
+	m4 = expect_blob_err(r, "test/app", LAYER_SIZE);
+	free(want);
+	want = xasprintf("registry `%s`: too many redirects", p.addr);
+	assert_string_equal(m4, want);
+	assert_int_equal(count_lines(p.log, "main GET /v2/test/app/blobs/"), 6);
+	ic_registry_free(r);
+	proxy_stop(&p);
+}
+
 struct thread_arg {
 	struct ic_registry *reg;
 	int rc;
@@ -1001,6 +1045,7 @@ int main(void)
 		cmocka_unit_test(test_redirect_drops_credentials),
 		cmocka_unit_test(test_mirror),
 		cmocka_unit_test(test_parallel_downloads),
+		cmocka_unit_test(test_hostile_transport),
 	};
 
 	return cmocka_run_group_tests_name("registry", tests, group_setup, group_teardown);
