@@ -814,6 +814,34 @@ static void test_short_and_long(void **state)
 	proxy_stop(&p);
 }
 
+/* A connection dropped mid-body is retried once; the retry starts from the call's offset. */
+static void test_dropped_connection_retry(void **state)
+{
+	struct proxy p;
+	struct ic_registry *r;
+	char ds[IC_DIGEST_STR_LEN + 1];
+	struct kal_err *err = NULL;
+	_cleanup_close_ int fd = tmpfile_fd();
+	_cleanup_free_ char *buf = xmalloc(LAYER_SIZE + 2);
+	struct stat st;
+
+	NEED_SERVERS();
+	ic_digest_str(&T.layer, ds);
+	proxy_start(&p, "--drop-blob-once", ds, NULL);
+	r = reg_new(p.addr, NULL);
+	assert_int_equal(write(fd, "AB", 2), 2);
+	if (ic_registry_get_blob(r, "test/app", &T.layer, LAYER_SIZE, fd, NULL, NULL, &err) < 0)
+		fail_msg("get_blob: %s", err->msg);
+	assert_int_equal(count_lines(p.log, "main GET /v2/test/app/blobs/"), 2);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_size, LAYER_SIZE + 2);
+	assert_int_equal(pread(fd, buf, LAYER_SIZE + 2, 0), LAYER_SIZE + 2);
+	assert_memory_equal(buf, "AB", 2);
+	assert_memory_equal(buf + 2, T.layer_data, LAYER_SIZE);
+	ic_registry_free(r);
+	proxy_stop(&p);
+}
+
 static void test_wrong_content_type(void **state)
 {
 	struct proxy p;
@@ -1041,6 +1069,7 @@ int main(void)
 		cmocka_unit_test(test_tamper),
 		cmocka_unit_test(test_short_and_long),
 		cmocka_unit_test(test_wrong_content_type),
+		cmocka_unit_test(test_dropped_connection_retry),
 		cmocka_unit_test(test_stall),
 		cmocka_unit_test(test_redirect_drops_credentials),
 		cmocka_unit_test(test_mirror),
