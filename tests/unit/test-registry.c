@@ -546,6 +546,28 @@ static void test_connect_refused(void **state)
 	want = xasprintf("registry `%s`: connect: Connection refused", addr);
 	assert_string_equal(m, want);
 	ic_registry_free(r);
+
+	/* IPv6 loopback: plain http, brackets kept in the URL and the message */
+	snprintf(addr, sizeof(addr), "[::1]:%d", free_port());
+	r = reg_new(addr, NULL);
+	free(m);
+	free(want);
+	m = expect_manifest_err(r, "test/app", "v1");
+	want = xasprintf("registry `%s`: connect: ", addr);
+	assert_true(strncmp(m, want, strlen(want)) == 0);
+	ic_registry_free(r);
+
+	/* domains that could smuggle a path or credentials into the URL */
+	{
+		struct kal_err *err = NULL;
+
+		assert_null(ic_registry_new("evil.com/x", NULL, &err));
+		assert_string_equal(err->msg, "invalid registry domain `evil.com/x`");
+		kal_err_clear(&err);
+		assert_null(ic_registry_new("user@evil.com", NULL, &err));
+		assert_string_equal(err->msg, "invalid registry domain `user@evil.com`");
+		kal_err_clear(&err);
+	}
 }
 
 static void test_bearer(void **state)
