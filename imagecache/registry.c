@@ -785,6 +785,11 @@ static int reg_get(struct ic_registry *reg, const char *repo, const char *path, 
 		 * One more try on the same endpoint for a dropped connection or a
 		 * gateway error; FIXME: resume with Range instead of restarting.
 		 */
+		if (x->sink == REG_SINK_FD && x->done && start < 0) {
+			/* bytes went to a pipe: no retry, no fallback, report the cause */
+			*err = e;
+			break;
+		}
 		if (x->transient && !retried) {
 			kal_debug("`%s`: %s; retrying once", ep->host, e->msg);
 			kal_err_free(e);
