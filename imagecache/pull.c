@@ -100,8 +100,8 @@ static int pull_layer(struct pull_job *job, size_t i, bool *converted, struct ka
 	if (fd < 0)
 		return -1;
 	notify(job, i, IC_PULL_DOWNLOADING, 0, l->size);
-	if (ic_registry_get_blob(job->reg, job->repo, &l->digest, l->size, fd, on_bytes, &cb,
-				 err) < 0)
+	if (ic_registry_get_blob(job->reg, job->repo, &l->digest, l->size, fd, on_bytes, &cb, err) <
+	    0)
 		return -1;
 	/* the registry client verified the stream; check the bytes that landed on disk */
 	if (lseek(fd, 0, SEEK_SET) < 0)
@@ -213,8 +213,7 @@ static int fetch_manifest_by_digest(struct ic_store *s, struct ic_registry *reg,
 	if (ic_doc_kind_of(desc->media_type, &kind, err) < 0)
 		return kal_err_wrap(err, "manifest %s", ds);
 	if (kind != IC_DOC_MANIFEST)
-		return kal_err_set(err, EINVAL, "manifest %s: index entry points to an index",
-				   ds);
+		return kal_err_set(err, EINVAL, "manifest %s: index entry points to an index", ds);
 	if (ic_store_blob_has(s, &desc->digest)) {
 		if (ic_store_blob_read(s, &desc->digest, IC_MAX_MANIFEST_SIZE, body, len, err) < 0)
 			return -1;
@@ -476,8 +475,8 @@ static int do_pull(struct pull_state *ps, const char *home, const char *refstr,
 	fill_result(res, &ps->img);
 	res->layers_converted = job.converted;
 	res->bytes_downloaded = job.downloaded;
-	res->up_to_date = job.converted == 0 && ps->have_old &&
-			  ic_digest_equal(&ps->old.digest, &mdigest);
+	res->up_to_date =
+	    job.converted == 0 && ps->have_old && ic_digest_equal(&ps->old.digest, &mdigest);
 	return 0;
 
 up_to_date:

@@ -30,7 +30,7 @@
 #include "store.h"
 
 #define SIDECAR_MAX 4096
-#define RECORD_MAX (1u << 20)
+#define RECORD_MAX  (1u << 20)
 
 static void json_putp(struct json_object **o)
 {
@@ -212,10 +212,11 @@ int ic_store_blob_read(const struct ic_store *s, const struct ic_digest *d, size
 	/* documents are small: re-checking here turns silent disk corruption into an error */
 	ic_digest_buf(b, n, &got);
 	if (!ic_digest_equal(&got, d))
-		return kal_err_set(err, EIO,
-				   "corrupt blob `blobs/sha256/%s` (want %s, got %s; run `kal cache "
-				   "verify --delete` and pull again)",
-				   d->hex, ic_digest_str(d, w), ic_digest_str(&got, g));
+		return kal_err_set(
+		    err, EIO,
+		    "corrupt blob `blobs/sha256/%s` (want %s, got %s; run `kal cache "
+		    "verify --delete` and pull again)",
+		    d->hex, ic_digest_str(d, w), ic_digest_str(&got, g));
 	*buf = steal_ptr(&b);
 	if (len)
 		*len = n;
@@ -322,7 +323,8 @@ static int sidecar_read(const char *path, struct ic_store_layer_info *info, stru
 	    json_object_get_int64(v) < 0)
 		return kal_err_set(err, EINVAL, "`%s`: bad size", path);
 	info->size = (uint64_t)json_object_get_int64(v);
-	if (!json_object_object_get_ex(o, "converter", &v) || !json_object_is_type(v, json_type_int))
+	if (!json_object_object_get_ex(o, "converter", &v) ||
+	    !json_object_is_type(v, json_type_int))
 		return kal_err_set(err, EINVAL, "`%s`: bad converter", path);
 	info->converter = (unsigned int)json_object_get_int(v);
 	return 0;
