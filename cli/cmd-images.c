@@ -125,7 +125,8 @@ static int images_exec(struct kal_ctx *ctx, int argc, char **argv, struct kal_er
 			json_object_array_add(arr, o);
 		}
 		printf("%s\n", json_object_to_json_string_ext(
-				   arr, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+				   arr, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+					    JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(arr);
 	} else if (quiet) {
 		for (size_t i = 0; i < n; i++)

@@ -100,7 +100,8 @@ static int inspect_exec(struct kal_ctx *ctx, int argc, char **argv, struct kal_e
 		    argc - kal_cmd_optind == 1 ? json_object_array_get_idx(arr, 0) : arr;
 
 		printf("%s\n", json_object_to_json_string_ext(
-				   out, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+				   out, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+					    JSON_C_TO_STRING_NOSLASHESCAPE));
 	}
 	json_object_put(arr);
 	ic_store_close(s);
