@@ -264,7 +264,7 @@ static int fetch_config(struct ic_store *s, struct ic_registry *reg, const char 
 	if (ic_store_blob_read(s, &desc->digest, IC_MAX_CONFIG_SIZE, &buf, &len, err) < 0)
 		return kal_err_wrap(err, "config");
 	if (ic_config_parse(buf, len, cfg, err) < 0)
-		return kal_err_wrap(err, "config");
+		return -1; /* its messages start with "config: " */
 	return 0;
 }
 
@@ -384,7 +384,7 @@ static int do_pull(struct pull_state *ps, const char *home, const char *refstr,
 		const struct ic_descriptor *desc;
 
 		if (ic_index_parse(ps->body, ps->len, ps->mt, &ps->idx, err) < 0)
-			return kal_err_wrap(err, "index");
+			return -1;
 		if (ic_index_select(&ps->idx, opts->platform, &desc, err) < 0)
 			return -1;
 		has_index = true;
@@ -406,7 +406,7 @@ static int do_pull(struct pull_state *ps, const char *home, const char *refstr,
 	}
 
 	if (ic_manifest_parse(ps->body, ps->len, ps->mt, &ps->m, err) < 0)
-		return kal_err_wrap(err, "manifest");
+		return -1;
 	n = ps->m.n_layers;
 	ps->comp = xcalloc(n ? n : 1, sizeof(*ps->comp));
 	ps->todo = xcalloc(n ? n : 1, sizeof(*ps->todo));
