@@ -78,7 +78,7 @@ $(BUILD)/%.o: %.c
 $(BUILD)/tests/test-%: tests/unit/test-%.c $(CLI_OBJS) $(CORE_OBJS) $(EMBED_OBJS)
 	@mkdir -p $(dir $@)
 	$(E) TEST $@
-	$(Q)$(CC) $(KAL_CFLAGS) $(CFLAGS) $(KAL_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) \
+	$(Q)$(CC) $(KAL_CFLAGS) $(CFLAGS) $(KAL_LDFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(PKG_LIBS) \
 		$(EXTRA_LIBS) $(shell $(PKG_CONFIG) --libs cmocka)
 
 check-unit: $(UNIT_BINS)

@@ -370,6 +370,14 @@ static int do_pull(struct pull_state *ps, const char *home, const char *refstr,
 		return 0;
 	}
 
+	/* a digest names immutable content: when it is cached there is nothing to ask */
+	if (ps->ref.has_digest && ps->have_old &&
+	    (ic_digest_equal(&ps->old.digest, &ps->ref.digest) ||
+	     (ps->old.has_index && ic_digest_equal(&ps->old.index, &ps->ref.digest) &&
+	      !opts->platform)) &&
+	    ic_store_image_complete(ps->store, &ps->old))
+		goto up_to_date;
+
 	ps->reg = ic_registry_new(ps->ref.domain, &ropts, err);
 	if (!ps->reg)
 		return -1;

@@ -47,6 +47,7 @@ count_erofs() {
 	assert_equal "sha256:$(sha256sum "$path" | cut -d' ' -f1)" "$sha"
 	assert_equal "$(stat -c %a "$path")" 444
 	assert_equal "$(basename "$path")" "$(jq -r '.layers[0].diffId | sub("sha256:"; "")' <<<"$output").erofs"
+	fsck.erofs "$path" >/dev/null
 	# the compressed layer blob is not kept, manifests and configs are
 	[ ! -e "$KAL_HOME/blobs/sha256/$(jq -r '.layers[0].digest | sub("sha256:"; "")' <<<"$output")" ]
 	[ -f "$KAL_HOME/blobs/sha256/${digest#sha256:}" ]
@@ -88,6 +89,19 @@ count_erofs() {
 	run_kal pull "$REG/multiarch"
 	assert_output --regexp ": up to date "
 	assert_equal "$(registry_requests "GET /v2/multiarch/")" 1
+}
+
+@test "pull by digest: listed as <none>, a cached digest needs no request at all" {
+	local digest
+	digest=$(fixture_digest busybox)
+	run_kal pull "$REG/busybox@$digest"
+	assert_output --regexp "^$REG/busybox@$digest: pulled $digest \(1 layer, "
+	run_kal images
+	assert_line --index 1 --regexp "^$REG/busybox +<none> +${digest:7:12} +1 +"
+	registry_log_mark
+	run_kal pull "$REG/busybox@$digest"
+	assert_output --regexp ": up to date $digest "
+	assert_equal "$(registry_requests "GET ")" 0
 }
 
 @test "--offline uses the cache and makes no request" {
