@@ -123,3 +123,35 @@ flip_byte() {
 	run_kal pull "$REG/zstd"
 	assert_output --regexp ': up to date '
 }
+
+# pull_injected INJECT: a pull under strace fault injection; must fail cleanly
+pull_injected() {
+	command -v strace >/dev/null || skip_host_lacks strace
+	echo "# \$ strace -e inject=$1 kal pull $REG/shared:a" >&3
+	run --separate-stderr strace -f -o /dev/null -e "inject=$1" "$KAL" pull "$REG/shared:a"
+	echo "# $stderr" >&3
+	INJECTED_ERR=$stderr
+	assert_equal "$status" 125
+	# nothing half-written stays behind, nothing is published under the image's name
+	assert_equal "$(find "$KAL_HOME" -name '.tmp-*' | wc -l)" 0
+	assert_equal "$(find "$KAL_HOME/images" -type f | wc -l)" 0
+	# and a clean run afterwards succeeds with a consistent cache
+	run_kal pull -q "$REG/shared:a"
+	run_kal cache verify
+	assert_output "cache ok"
+}
+
+@test "fsync failing with EIO is fatal and names the operation (no retry)" {
+	pull_injected fsync:error=EIO:when=1
+	assert_regex "$INJECTED_ERR" "^kal: pull \`$REG/shared:a\`: config: fsync \`$KAL_HOME/blobs/sha256/\.tmp-[0-9a-f]{64}-[A-Za-z0-9]{6}\`: Input/output error\$"
+}
+
+@test "rename failing with ENOSPC leaves no object under its final name" {
+	pull_injected rename:error=ENOSPC:when=2
+	assert_regex "$INJECTED_ERR" "^kal: pull \`$REG/shared:a\`: manifest: rename to \`$KAL_HOME/blobs/sha256/[0-9a-f]{64}\`: No space left on device\$"
+}
+
+@test "fdatasync of a converted layer failing with EIO" {
+	pull_injected fdatasync:error=EIO
+	assert_regex "$INJECTED_ERR" "^kal: pull \`$REG/shared:a\`: layer [12]: fsync \`$KAL_HOME/layers/sha256/\.tmp-[0-9a-f]{64}\.erofs-[A-Za-z0-9]{6}\`: Input/output error\$"
+}
