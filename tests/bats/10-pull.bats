@@ -9,7 +9,7 @@ load helpers
 setup_file() {
 	registry_start
 	local f
-	for f in busybox busybox-docker zstd plain multiarch shared features; do
+	for f in busybox busybox-docker zstd plain multiarch shared features debian; do
 		fixture_push "$f" >/dev/null
 	done
 	export REG=$KAL_TEST_REGISTRY
@@ -160,6 +160,19 @@ count_erofs() {
 	run_kal inspect "$REG/features"
 	assert_equal "$(jq -r '[.layers[].diffId] == .config.rootfs.diff_ids' <<<"$output")" true
 	assert_equal "$(count_erofs)" 3
+}
+
+@test "pull the Debian minbase image: one big layer, 2 MiB aligned, fsck-clean" {
+	run_kal pull "$REG/debian"
+	assert_output --regexp "^$REG/debian:latest: pulled sha256:[0-9a-f]{64} \(1 layer, [0-9]+ MB\)\$"
+	run_kal inspect "$REG/debian"
+	local path
+	path=$(jq -r '.layers[0].erofs.path' <<<"$output")
+	assert_equal "$(($(stat -c %s "$path") % 2097152))" 0
+	assert_equal "$(jq -r '.config.config.Cmd[0]' <<<"$output")" bash
+	fsck.erofs "$path" >/dev/null
+	run_kal cache verify
+	assert_output "cache ok"
 }
 
 # --- errors: one line each, exact text ------------------------------------------------

@@ -8,7 +8,7 @@ load helpers
 setup_file() {
 	registry_start
 	local f
-	for f in busybox shared features zstd; do
+	for f in busybox shared features zstd debian; do
 		fixture_push "$f" >/dev/null
 	done
 	export REG=$KAL_TEST_REGISTRY
@@ -72,6 +72,28 @@ flip_byte() {
 	done
 	run_kal pull "$REG/features"
 	assert_output --regexp ': up to date '
+}
+
+@test "kill -9 during a Debian pull (download or conversion): next pull repairs" {
+	local i pid ref
+	run_kal pull -q "$REG/debian"
+	ref=$(KAL_HOME=$KAL_HOME "$KAL" inspect "$REG/debian" | jq -r '.layers[0].erofs.sha256')
+	for i in $(seq 6); do
+		rm -rf "$KAL_HOME"
+		"$KAL" pull -q "$REG/debian" >/dev/null 2>&1 &
+		pid=$!
+		sleep "$((RANDOM % 4)).$((RANDOM % 10))"
+		kill -9 "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+		run_kal cache verify
+		refute_output --partial "corrupt"
+		run_kal pull -q "$REG/debian"
+		run_kal inspect "$REG/debian"
+		# the repaired layer is byte-identical to an uninterrupted pull's
+		assert_equal "$(jq -r '.layers[0].erofs.sha256' <<<"$output")" "$ref"
+	done
+	run_kal cache verify
+	assert_output "cache ok"
 }
 
 @test "stale temp files of a killed pull are removed by the next pull" {
