@@ -45,8 +45,10 @@ flip_byte() {
 	run_kal cache verify --delete
 	assert_line "deleted: layers/sha256/$(basename "$erofs")"
 	assert_line "deleted: blobs/sha256/$(basename "$blob")"
+	assert_line "incomplete: images/${REG}%2Fbusybox:latest (objects missing: pull \`$REG/busybox:latest\` again)"
 	run_kal cache verify
-	assert_output "cache ok"
+	assert_line --index 0 --partial "incomplete: images/"
+	assert_line --index 1 "cache ok"
 	# the next pull restores what was deleted
 	run_kal pull "$REG/busybox"
 	assert_output --regexp ': pulled '
