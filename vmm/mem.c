@@ -8,8 +8,7 @@
 
 #include "mem.h"
 
-int guest_mem_add(struct guest_mem *m, uint64_t gpa, uint64_t size, void *host,
-		  unsigned int flags)
+int guest_mem_add(struct guest_mem *m, uint64_t gpa, uint64_t size, void *host, unsigned int flags)
 {
 	uint64_t end;
 
@@ -24,9 +23,8 @@ int guest_mem_add(struct guest_mem *m, uint64_t gpa, uint64_t size, void *host,
 		if (gpa < o->gpa + o->size && o->gpa < end)
 			return -EINVAL;
 	}
-	m->r[m->nr++] = (struct guest_mem_region){
-		.gpa = gpa, .size = size, .host = host, .flags = flags
-	};
+	m->r[m->nr++] =
+	    (struct guest_mem_region){ .gpa = gpa, .size = size, .host = host, .flags = flags };
 	return 0;
 }
 

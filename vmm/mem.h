@@ -31,8 +31,7 @@ struct guest_mem {
 };
 
 /* Add a region; -EINVAL on overlap, zero size, overflow, or a full table. */
-int guest_mem_add(struct guest_mem *m, uint64_t gpa, uint64_t size, void *host,
-		  unsigned int flags);
+int guest_mem_add(struct guest_mem *m, uint64_t gpa, uint64_t size, void *host, unsigned int flags);
 
 /*
  * Host pointer for [gpa, gpa+len) when the whole range lies in one region,

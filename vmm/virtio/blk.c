@@ -21,7 +21,7 @@
 #include "../snap.h"
 #include "devices.h"
 
-#define BLK_SECTOR 512ull
+#define BLK_SECTOR  512ull
 #define BLK_SEG_MAX (VIRTIO_BLK_QUEUE_SIZE - 2)
 
 struct blk_dev {
@@ -33,8 +33,8 @@ struct blk_dev {
 };
 
 /* pread/pwrite over the data part of the chain: buffers [first, last) limited to len bytes */
-static int blk_rw(struct blk_dev *d, struct virtq_chain *c, unsigned int first,
-		  unsigned int last, uint64_t len, uint64_t pos, bool to_guest)
+static int blk_rw(struct blk_dev *d, struct virtq_chain *c, unsigned int first, unsigned int last,
+		  uint64_t len, uint64_t pos, bool to_guest)
 {
 	for (unsigned int i = first; i < last && len; i++) {
 		uint8_t *p = c->buf[i].base;
@@ -79,8 +79,7 @@ static int blk_handle(struct virtio_dev *vd, struct virtq_chain *c, uint32_t *wr
 		/* data: after the header (OUT) or before the status byte (IN) */
 		len = type == VIRTIO_BLK_T_IN ? c->in_len - 1ull : c->out_len - sizeof(hdr);
 		if (__builtin_mul_overflow(le64toh(hdr.sector), BLK_SECTOR, &pos) ||
-		    __builtin_add_overflow(pos, len, &end) || end > d->bytes ||
-		    len % BLK_SECTOR) {
+		    __builtin_add_overflow(pos, len, &end) || end > d->bytes || len % BLK_SECTOR) {
 			status = VIRTIO_BLK_S_IOERR;
 			break;
 		}
@@ -112,8 +111,8 @@ static int blk_handle(struct virtio_dev *vd, struct virtq_chain *c, uint32_t *wr
 			break;
 		}
 		*written = (uint32_t)virtq_chain_write(
-			c, 0, d->serial,
-			c->in_len - 1 < VIRTIO_BLK_ID_BYTES ? c->in_len - 1 : VIRTIO_BLK_ID_BYTES);
+		    c, 0, d->serial,
+		    c->in_len - 1 < VIRTIO_BLK_ID_BYTES ? c->in_len - 1 : VIRTIO_BLK_ID_BYTES);
 		break;
 	default:
 		status = VIRTIO_BLK_S_UNSUPP;

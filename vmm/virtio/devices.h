@@ -12,12 +12,12 @@
 #include "mmio.h"
 
 #define VIRTIO_CONSOLE_QUEUE_SIZE 64
-#define VIRTIO_CONSOLE_RX_CAP 4096 /* host bytes read ahead of the guest's buffers */
-#define VIRTIO_BLK_QUEUE_SIZE 128
-#define VIRTIO_PMEM_QUEUE_SIZE 64
-#define VIRTIO_PMEM_ALIGN (2ull << 20) /* pmem windows and files are 2 MiB multiples */
-#define VIRTIO_RNG_QUEUE_SIZE 64
-#define VIRTIO_RNG_REQUEST_CAP 65536 /* bytes of entropy per request at most */
+#define VIRTIO_CONSOLE_RX_CAP	  4096 /* host bytes read ahead of the guest's buffers */
+#define VIRTIO_BLK_QUEUE_SIZE	  128
+#define VIRTIO_PMEM_QUEUE_SIZE	  64
+#define VIRTIO_PMEM_ALIGN	  (2ull << 20) /* pmem windows and files are 2 MiB multiples */
+#define VIRTIO_RNG_QUEUE_SIZE	  64
+#define VIRTIO_RNG_REQUEST_CAP	  65536 /* bytes of entropy per request at most */
 
 /* Console: guest output goes to out_fd, in_fd (or -1) feeds the guest. Fds stay the caller's. */
 struct virtio_dev *virtio_console_create(const struct guest_mem *mem, uint64_t base, uint32_t irq,

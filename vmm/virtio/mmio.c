@@ -23,11 +23,11 @@
 #include "../snap.h"
 #include "mmio.h"
 
-#define VIRTIO_MMIO_MAGIC 0x74726976 /* "virt" */
-#define VIRTIO_SNAP_MAGIC 0x56444556 /* "VDEV" */
+#define VIRTIO_MMIO_MAGIC   0x74726976 /* "virt" */
+#define VIRTIO_SNAP_MAGIC   0x56444556 /* "VDEV" */
 #define VIRTIO_SNAP_VERSION 1
-#define STATUS_KNOWN                                                                       \
-	(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK | \
+#define STATUS_KNOWN                                                                               \
+	(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK |      \
 	 VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_FAILED | VIRTIO_CONFIG_S_NEEDS_RESET)
 
 void virtio_dev_init(struct virtio_dev *vd, const struct virtio_dev_ops *ops,
@@ -130,7 +130,8 @@ static bool live(const struct virtio_dev *vd)
 	return (vd->status & VIRTIO_CONFIG_S_DRIVER_OK) && !vd->broken;
 }
 
-static void refuse(struct virtio_dev *vd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void refuse(struct virtio_dev *vd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void refuse(struct virtio_dev *vd, const char *fmt, ...)
 {
@@ -170,8 +171,9 @@ static void status_write(struct virtio_dev *vd, uint32_t v)
 		if (!(vd->driver_features & (1ull << VIRTIO_F_VERSION_1)) ||
 		    (vd->driver_features & ~offered)) {
 			/* the driver reads FEATURES_OK back as clear and gives up */
-			refuse(vd, "driver features 0x%" PRIx64 " not acceptable (offered 0x%" PRIx64
-				   ", VERSION_1 required)",
+			refuse(vd,
+			       "driver features 0x%" PRIx64 " not acceptable (offered 0x%" PRIx64
+			       ", VERSION_1 required)",
 			       vd->driver_features, offered);
 			v &= ~VIRTIO_CONFIG_S_FEATURES_OK;
 		}
@@ -266,7 +268,7 @@ static void reg_write(struct virtio_dev *vd, uint64_t off, uint32_t v, int *kick
 		return;
 	case VIRTIO_MMIO_DRIVER_FEATURES:
 		if ((vd->status & (VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK)) !=
-			    VIRTIO_CONFIG_S_DRIVER ||
+			VIRTIO_CONFIG_S_DRIVER ||
 		    vd->drv_features_sel > 1) {
 			refuse(vd, "driver features written in status 0x%x", vd->status);
 			return;
@@ -586,6 +588,5 @@ int virtio_dev_restore(struct virtio_dev *vd, struct snap_reader *r, struct kal_
 
 int virtio_dev_cmdline(const struct virtio_dev *vd, char *buf, size_t len)
 {
-	return snprintf(buf, len, "virtio_mmio.device=4K@0x%" PRIx64 ":%u", vd->mmio_base,
-			vd->irq);
+	return snprintf(buf, len, "virtio_mmio.device=4K@0x%" PRIx64 ":%u", vd->mmio_base, vd->irq);
 }

@@ -21,10 +21,10 @@
 #include "../mem.h"
 #include "queue.h"
 
-#define VIRTIO_MMIO_SIZE 0x1000ull /* one page per device window */
+#define VIRTIO_MMIO_SIZE      0x1000ull /* one page per device window */
 #define VIRTIO_DEV_MAX_QUEUES 4
 #define VIRTIO_DEV_CONFIG_MAX 64
-#define VIRTIO_MMIO_VENDOR 0x4c414b00 /* "\0KAL" */
+#define VIRTIO_MMIO_VENDOR    0x4c414b00 /* "\0KAL" */
 
 struct kal_err;
 struct virtio_dev;
@@ -32,7 +32,7 @@ struct snap_writer;
 struct snap_reader;
 
 struct virtio_dev_ops {
-	const char *name; /* "console", "blk", "pmem", "rng" */
+	const char *name;   /* "console", "blk", "pmem", "rng" */
 	uint32_t device_id; /* VIRTIO_ID_* */
 	unsigned int num_queues;
 	uint16_t max_queue_size;
@@ -63,10 +63,10 @@ struct virtio_dev {
 	const struct guest_mem *mem;
 	uint64_t mmio_base;
 	uint32_t irq;
-	int irq_fd;			       /* eventfd bound to the GSI (irqfd), or -1 */
-	int kick_fd[VIRTIO_DEV_MAX_QUEUES];    /* ioeventfd per queue, or -1: notify inline */
-	unsigned long irq_count;	       /* interrupts raised (tests, stats) */
-	bool io_rearm;			       /* device asks the I/O thread to watch io_fd again */
+	int irq_fd;			    /* eventfd bound to the GSI (irqfd), or -1 */
+	int kick_fd[VIRTIO_DEV_MAX_QUEUES]; /* ioeventfd per queue, or -1: notify inline */
+	unsigned long irq_count;	    /* interrupts raised (tests, stats) */
+	bool io_rearm;			    /* device asks the I/O thread to watch io_fd again */
 	/* transport state (saved) */
 	uint32_t status;
 	uint64_t driver_features;
@@ -102,7 +102,8 @@ bool virtio_dev_io_ready(struct virtio_dev *vd);
  * drained, -EINVAL when the device broke.
  */
 int virtio_dev_serve(struct virtio_dev *vd, unsigned int q,
-		     int (*handle)(struct virtio_dev *vd, struct virtq_chain *c, uint32_t *written));
+		     int (*handle)(struct virtio_dev *vd, struct virtq_chain *c,
+				   uint32_t *written));
 
 /* Used buffers were published on some queue: raise the vring interrupt. */
 void virtio_dev_signal_used(struct virtio_dev *vd);
@@ -111,7 +112,7 @@ void virtio_dev_signal_used(struct virtio_dev *vd);
  * raise a config interrupt, and serve nothing until the driver resets.
  */
 void virtio_dev_set_broken(struct virtio_dev *vd, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /* Transport + device state; restore re-validates every ready queue against guest RAM. */
 int virtio_dev_save(struct virtio_dev *vd, struct snap_writer *w, struct kal_err **err);

@@ -65,10 +65,11 @@ static int pmem_restore(struct virtio_dev *vd, struct snap_reader *r, struct kal
 	uint64_t gpa = snap_get_u64(r), size = snap_get_u64(r);
 
 	if (!r->bad && (gpa != d->gpa || size != d->size))
-		return kal_err_set(err, EINVAL,
-				   "window [0x%llx, +0x%llx) differs from the saved [0x%llx, +0x%llx)",
-				   (unsigned long long)d->gpa, (unsigned long long)d->size,
-				   (unsigned long long)gpa, (unsigned long long)size);
+		return kal_err_set(
+		    err, EINVAL,
+		    "window [0x%llx, +0x%llx) differs from the saved [0x%llx, +0x%llx)",
+		    (unsigned long long)d->gpa, (unsigned long long)d->size,
+		    (unsigned long long)gpa, (unsigned long long)size);
 	return 0;
 }
 
@@ -105,15 +106,14 @@ struct virtio_dev *virtio_pmem_create(const struct guest_mem *mem, uint64_t base
 		return kal_err_sys(err, errno, "pmem `%s`", path), NULL;
 	if (fstat(fd, &st) < 0)
 		return kal_err_sys(err, errno, "pmem `%s`: stat", path), NULL;
-	if (!S_ISREG(st.st_mode) || st.st_size == 0 ||
-	    (uint64_t)st.st_size % VIRTIO_PMEM_ALIGN)
+	if (!S_ISREG(st.st_mode) || st.st_size == 0 || (uint64_t)st.st_size % VIRTIO_PMEM_ALIGN)
 		return kal_err_set(err, EINVAL,
 				   "pmem `%s`: size %lld is not a non-zero multiple of 2 MiB", path,
 				   (long long)st.st_size),
 		       NULL;
 	if (gpa % VIRTIO_PMEM_ALIGN)
-		return kal_err_set(err, EINVAL, "pmem `%s`: window 0x%llx not 2 MiB aligned",
-				   path, (unsigned long long)gpa),
+		return kal_err_set(err, EINVAL, "pmem `%s`: window 0x%llx not 2 MiB aligned", path,
+				   (unsigned long long)gpa),
 		       NULL;
 	/* PROT_READ: even a VMM bug cannot write through this mapping */
 	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);

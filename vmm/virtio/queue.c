@@ -39,8 +39,8 @@ static uint64_t used_bytes(uint16_t n)
 	return 6ull + 8ull * n;
 }
 
-static void *ring_map(struct virtq *q, const struct guest_mem *mem, const char *what,
-		      uint64_t gpa, uint64_t len, uint64_t align, bool device_writes)
+static void *ring_map(struct virtq *q, const struct guest_mem *mem, const char *what, uint64_t gpa,
+		      uint64_t len, uint64_t align, bool device_writes)
 {
 	void *p;
 
@@ -159,9 +159,9 @@ int virtq_pop(struct virtq *q, struct virtq_chain *c)
 			return virtq_fail(q, "descriptor %u: [0x%llx, +0x%x) is outside guest RAM",
 					  i, (unsigned long long)addr, len);
 		if (w && !guest_mem_ptr(q->mem, addr, len, true))
-			return virtq_fail(q,
-					  "descriptor %u: writable buffer at 0x%llx in read-only memory",
-					  i, (unsigned long long)addr);
+			return virtq_fail(
+			    q, "descriptor %u: writable buffer at 0x%llx in read-only memory", i,
+			    (unsigned long long)addr);
 		if (__builtin_add_overflow(total, len, &total)) /* A8: u32 total */
 			return virtq_fail(q, "chain from head %u is longer than 4 GiB", head);
 		/* ttl <= size <= VIRTQ_MAX_SIZE bounds the count of buffers */
