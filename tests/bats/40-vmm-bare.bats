@@ -40,7 +40,7 @@ run_guest() {
 	assert_line --regexp '^ok [0-9]+ - blk: sector 1 reads back$'
 	assert_line --regexp '^ok [0-9]+ - pmem: guest stores are dropped$'
 	assert_line --regexp '^ok [0-9]+ - rng: 64 bytes of entropy$'
-	assert_line "1..54"
+	assert_line "1..59"
 	[[ $stderr == *"vmm: guest exited with code 0 after "* ]]
 	# the guest's stores to pmem never reach the image
 	[ "$(sha256sum <"$PMEM")" = "$pmem_before" ]
@@ -65,6 +65,14 @@ run_guest() {
 	done
 	assert_line "console still works after the hostile chains"
 	[[ $stderr == *"virtio-rng@0xd0003000: queue 0: chain from head 0 is longer than the queue (8); device needs reset"* ]]
+}
+
+@test "bare guest: device interrupts arrive through irqfd and the in-kernel IOAPIC" {
+	run_guest "$GUEST" --blk "$DISK" --pmem "$PMEM"
+	assert_success
+	assert_line --regexp '^ok [0-9]+ - irq: device interrupt delivered through the IOAPIC, status acked by the handler$'
+	assert_line --regexp '^ok [0-9]+ - irq: a halted vCPU is woken by the device interrupt$'
+	assert_line --regexp '^ok [0-9]+ - irq: console interrupt on its own line$'
 }
 
 @test "bare guest: runs without optional devices" {

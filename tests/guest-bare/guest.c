@@ -77,6 +77,8 @@ struct dev {
 	u32 irq, id;
 	unsigned int nq;
 	struct vq q[2];
+	volatile u32 irqs;     /* interrupts taken */
+	volatile u32 isr_seen; /* InterruptStatus bits the handler read and acked */
 };
 
 struct start_info {
@@ -602,6 +604,130 @@ static void test_hostile(struct dev *rng, struct dev *pmem)
 	ok(dev_init(rng) && vq_in(rng, 0, bufs[2], 16) == 16, "hostile: rng serves after all that");
 }
 
+/* ---- interrupts: IDT, LAPIC, IOAPIC (the in-kernel irqchip's) ---- */
+
+#define LAPIC	   0xfee00000ul
+#define IOAPIC	   0xfec00000ul
+#define IRQ_VECTOR 0x40
+
+struct gate {
+	u16 off0, sel;
+	u8 ist, attr;
+	u16 off1;
+	u32 off2, zero;
+};
+
+static struct gate idt[256] __attribute__((aligned(16)));
+extern char exc_stubs[], irq_stubs[];
+
+void guest_exception(u64 vec, u64 rip);
+void guest_irq(u32 n);
+
+void guest_exception(u64 vec, u64 rip)
+{
+	puts_dbg("Bail out! exception ");
+	put_dec(vec);
+	puts_dbg(" at ");
+	put_hex(rip);
+	puts_dbg("\n");
+	guest_exit(3);
+}
+
+void guest_irq(u32 n)
+{
+	if (n < nr_devs) {
+		struct dev *d = &devs[n];
+		u32 isr = rd(d, R_ISR);
+
+		wr(d, R_ISR_ACK, isr); /* what Linux's vm_interrupt does */
+		d->isr_seen |= isr;
+		d->irqs++;
+	}
+	*(volatile u32 *)(LAPIC + 0xb0) = 0; /* EOI */
+}
+
+static void set_gate(unsigned int v, u64 handler)
+{
+	idt[v] = (struct gate){ .off0 = (u16)handler,
+				.sel = 0x08,
+				.attr = 0x8e,
+				.off1 = (u16)(handler >> 16),
+				.off2 = (u32)(handler >> 32) };
+}
+
+static void ioapic_write(u32 reg, u32 v)
+{
+	*(volatile u32 *)IOAPIC = reg;
+	*(volatile u32 *)(IOAPIC + 0x10) = v;
+}
+
+static void irq_setup(void)
+{
+	struct {
+		u16 limit;
+		u64 base;
+	} __attribute__((packed)) idtr = { sizeof(idt) - 1, (u64)(unsigned long)idt };
+
+	for (unsigned int v = 0; v < 32; v++)
+		set_gate(v, (u64)(unsigned long)exc_stubs + 16 * v);
+	for (unsigned int i = 0; i < nr_devs && i < 8; i++)
+		set_gate(IRQ_VECTOR + i, (u64)(unsigned long)irq_stubs + 16 * i);
+	__asm__ volatile("lidt %0" : : "m"(idtr));
+	outb(0x21, 0xff); /* the legacy PICs stay masked: the IOAPIC delivers */
+	outb(0xa1, 0xff);
+	*(volatile u32 *)(LAPIC + 0xf0) = 0x1ff; /* software enable, spurious vector 0xff */
+	*(volatile u32 *)(LAPIC + 0x80) = 0;	 /* accept every priority */
+	for (unsigned int i = 0; i < nr_devs && i < 8; i++) {
+		/* edge, active high, fixed delivery to APIC 0, unmasked */
+		ioapic_write(0x11 + 2 * devs[i].irq, 0);
+		ioapic_write(0x10 + 2 * devs[i].irq, IRQ_VECTOR + i);
+	}
+}
+
+static void test_interrupts(struct dev *rng, struct dev *con)
+{
+	u32 before = rng->irqs, len, halts = 0;
+	struct vq *q = &rng->q[0];
+	u16 seen;
+
+	irq_setup();
+	__asm__ volatile("sti");
+	ok(vq_in(rng, 0, bufs[2], 16) == 16, "irq: rng request with interrupts enabled");
+	for (unsigned long spin = 0; spin < 100000 && rng->irqs == before; spin++)
+		__asm__ volatile("pause");
+	ok(rng->irqs > before && (rng->isr_seen & 1),
+	   "irq: device interrupt delivered through the IOAPIC, status acked by the handler");
+
+	/* sleep in hlt until the used-buffer interrupt wakes the vCPU */
+	__asm__ volatile("cli");
+	before = rng->irqs;
+	seen = q->used[1];
+	set_desc(q, 0, bufs[2], 16, D_WRITE, 0);
+	vq_kick(rng, 0, 0);
+	while (q->used[1] == seen) {
+		__asm__ volatile("sti; hlt; cli"); /* sti's shadow: no wakeup lost before hlt */
+		halts++;
+	}
+	__asm__ volatile("sti");
+	for (unsigned long spin = 0; spin < 100000 && rng->irqs == before; spin++)
+		__asm__ volatile("pause");
+	q->used_seen++;
+	puts_dbg("# halted ");
+	put_dec(halts);
+	puts_dbg(" times\n");
+	ok(rng->irqs > before, "irq: a halted vCPU is woken by the device interrupt");
+	if (con) {
+		before = con->irqs;
+		memcpy(bufs[0], "irq\n", 4);
+		set_desc(&con->q[1], 0, bufs[0], 4, 0, 0);
+		vq_kick(con, 1, 0);
+		ok(vq_wait(con, 1, &len) == 1, "irq: console transmit with interrupts enabled");
+		for (unsigned long spin = 0; spin < 100000 && con->irqs == before; spin++)
+			__asm__ volatile("pause");
+		ok(con->irqs > before, "irq: console interrupt on its own line");
+	}
+}
+
 void guest_main(struct start_info *si);
 
 void guest_main(struct start_info *si)
@@ -637,6 +763,8 @@ void guest_main(struct start_info *si)
 		test_rng(rng);
 		test_hostile(rng, pmem);
 	}
+	if (rng)
+		test_interrupts(rng, con);
 	if (con) {
 		static const char bye[] = "console still works after the hostile chains\n";
 		u32 len;
