@@ -102,3 +102,12 @@ run_guest() {
 	run_kal 125 __vmm-test-guest "$GUEST" --pmem "$BATS_TEST_TMPDIR/small.img"
 	assert_equal "$stderr" "kal: vmm: pmem \`$BATS_TEST_TMPDIR/small.img\`: size 4096 is not a non-zero multiple of 2 MiB"
 }
+
+@test "__vmm-probe: classifies this host's KVM speed" {
+	run_kal __vmm-probe
+	assert_output --regexp '^kvm: [0-9]+\.[0-9]{2} ns per guest kernel-mode instruction: (hardware speed|emulated \(nested\), prefer the qemu engine)$'
+	# the build hosts' nested kvm_pvm emulates kernel-mode code
+	if [ -d /sys/module/kvm_pvm ]; then
+		assert_output --partial "emulated (nested)"
+	fi
+}
