@@ -49,9 +49,10 @@ struct vmm_vcpu {
 /* what the I/O thread's epoll entries point at */
 struct vmm_io_src {
 	struct virtio_dev *vd;
-	int q; /* queue index, or -1 for the device's host fd, -2 for the stop fd */
+	int q; /* queue index, or -1: the device's host input fd, -2: the stop fd, -3: host output */
 	int fd;
 	bool pollable;
+	bool added; /* -3 only: registered with epoll yet */
 };
 
 struct vm {
@@ -266,6 +267,11 @@ static void io_arm(struct vm *vm, struct vmm_io_src *s, int op)
 
 	if (s->q == -1)
 		ev.events |= EPOLLONESHOT; /* re-armed when the guest can take more input */
+	if (s->q == -3) {
+		ev.events = EPOLLOUT | EPOLLONESHOT; /* armed only while output is stuck */
+		op = s->added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+		s->added = true;
+	}
 	if (epoll_ctl(vm->epoll_fd, op, s->fd, &ev) < 0) {
 		if (errno == EPERM && s->q == -1) {
 			s->pollable = false; /* a regular file or /dev/null: read on demand */
@@ -288,6 +294,39 @@ static void io_host_fd(struct vm *vm, struct vmm_io_src *s)
 		;
 }
 
+/* Budget spent with work left: come back after the other ready sources. */
+static void io_rekick(struct virtio_dev *vd, unsigned int q)
+{
+	uint64_t one = 1;
+
+	if (write(vd->kick_fd[q], &one, sizeof(one)) < 0) {
+		/* only fails when the counter is saturated: a kick is pending anyway */
+	}
+}
+
+/* After serving a device: watch its input again, or wait for its output to drain. */
+static void io_after(struct vm *vm, struct virtio_dev *vd)
+{
+	bool rearm = vd->io_rearm, want_out = vd->io_want_out;
+
+	vd->io_rearm = false;
+	vd->io_want_out = false;
+	for (unsigned int j = 0; j < vm->nr_srcs; j++) {
+		struct vmm_io_src *s = &vm->srcs[j];
+
+		if (s->vd != vd)
+			continue;
+		if (rearm && s->q == -1) {
+			if (s->pollable)
+				io_arm(vm, s, EPOLL_CTL_MOD);
+			else
+				io_host_fd(vm, s);
+		}
+		if (want_out && s->q == -3)
+			io_arm(vm, s, EPOLL_CTL_MOD);
+	}
+}
+
 static void *io_thread(void *arg)
 {
 	struct vm *vm = arg;
@@ -304,25 +343,21 @@ static void *io_thread(void *arg)
 				break;
 			if (s->q == -1) {
 				io_host_fd(vm, s);
+				io_after(vm, s->vd);
+				continue;
+			}
+			if (s->q == -3) {
+				/* the host reader caught up: carry on with the stuck queue */
+				if (virtio_dev_notify(s->vd, s->vd->io_out_queue) > 0)
+					io_rekick(s->vd, s->vd->io_out_queue);
+				io_after(vm, s->vd);
 				continue;
 			}
 			if (read(s->fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
 				continue;
-			if (virtio_dev_notify(s->vd, (unsigned int)s->q) > 0) {
-				uint64_t one = 1;
-
-				/* budget spent: come back after the other ready sources */
-				if (write(s->fd, &one, sizeof(one)) < 0) {
-				}
-			}
-			if (s->vd->io_rearm) {
-				s->vd->io_rearm = false;
-				for (unsigned int j = 0; j < vm->nr_srcs; j++)
-					if (vm->srcs[j].vd == s->vd && vm->srcs[j].q == -1)
-						vm->srcs[j].pollable
-						    ? io_arm(vm, &vm->srcs[j], EPOLL_CTL_MOD)
-						    : io_host_fd(vm, &vm->srcs[j]);
-			}
+			if (virtio_dev_notify(s->vd, (unsigned int)s->q) > 0)
+				io_rekick(s->vd, (unsigned int)s->q);
+			io_after(vm, s->vd);
 		}
 	}
 	return NULL;
@@ -726,7 +761,7 @@ static int io_start(struct vm *vm, struct kal_err **err)
 	if (vm->epoll_fd < 0)
 		return kal_err_sys(err, errno, "epoll_create1");
 	for (unsigned int i = 0; i < vm->nr_devs; i++)
-		n += vm->devs[i]->ops->num_queues + 1;
+		n += vm->devs[i]->ops->num_queues + 2;
 	vm->srcs = xcalloc(n, sizeof(*vm->srcs));
 	vm->srcs[vm->nr_srcs++] = (struct vmm_io_src){ .q = -2, .fd = vm->stop_fd };
 	io_arm(vm, &vm->srcs[0], EPOLL_CTL_ADD);
@@ -747,6 +782,9 @@ static int io_start(struct vm *vm, struct kal_err **err)
 			};
 			io_arm(vm, s, EPOLL_CTL_ADD);
 		}
+		if (vd->io_out_fd >= 0)
+			vm->srcs[vm->nr_srcs++] =
+			    (struct vmm_io_src){ .vd = vd, .q = -3, .fd = vd->io_out_fd };
 	}
 	if ((errno = pthread_create(&vm->io_thread, NULL, io_thread, vm)))
 		return kal_err_sys(err, errno, "I/O thread");

@@ -38,6 +38,7 @@ void virtio_dev_init(struct virtio_dev *vd, const struct virtio_dev_ops *ops,
 	vd->mmio_base = mmio_base;
 	vd->irq = irq;
 	vd->irq_fd = -1;
+	vd->io_out_fd = -1;
 	for (unsigned int i = 0; i < VIRTIO_DEV_MAX_QUEUES; i++) {
 		vd->kick_fd[i] = -1;
 		vd->vq[i].max_size = i < ops->num_queues ? ops->max_queue_size : 0;

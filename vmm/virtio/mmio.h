@@ -67,6 +67,14 @@ struct virtio_dev {
 	int kick_fd[VIRTIO_DEV_MAX_QUEUES]; /* ioeventfd per queue, or -1: notify inline */
 	unsigned long irq_count;	    /* interrupts raised (tests, stats) */
 	bool io_rearm;			    /* device asks the I/O thread to watch io_fd again */
+	/*
+	 * Output back-pressure: a device whose host output fd would block sets
+	 * io_want_out; the I/O thread waits for io_out_fd to become writable
+	 * and then kicks queue io_out_queue again.
+	 */
+	int io_out_fd;
+	unsigned int io_out_queue;
+	bool io_want_out;
 	/* transport state (saved) */
 	uint32_t status;
 	uint64_t driver_features;
