@@ -74,6 +74,7 @@ static int vmm_test_exec(struct kal_ctx *ctx, int argc, char **argv, struct kal_
 		.console_out = STDOUT_FILENO,
 		.debug_out = STDOUT_FILENO,
 		.rng = true,
+		.test_hooks = true,
 	};
 	struct vmm_exit ex = { 0 };
 	struct timespec t0, t1;

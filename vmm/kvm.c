@@ -30,6 +30,7 @@
 #include "boot.h"
 #include "kvm.h"
 #include "mem.h"
+#include "snap.h"
 #include "virtio/devices.h"
 
 #define VMM_MAX_VCPUS	      16
@@ -63,6 +64,8 @@ struct vm {
 	uint64_t ram_size;
 	uint64_t entry;
 	int debug_out;
+	bool test_hooks;
+	uint8_t snapshot_status; /* VMM_PORT_SNAPSHOT reads: 0 ok, 1 failed */
 	unsigned int nr_vcpus, nr_devs;
 	struct vmm_vcpu vcpus[VMM_MAX_VCPUS];
 	struct virtio_dev *devs[VMM_MAX_DEVS];
@@ -140,11 +143,54 @@ static bool vm_stopping(struct vm *vm)
 
 /* ---- exits ---- */
 
+/*
+ * Test hook: save every device, scribble over the live transport state, and
+ * restore it from the records, as a resume would.  The guest then goes on
+ * using its queues, which only works if the round trip (and the queue
+ * re-validation on restore) kept everything.
+ */
+static uint8_t vm_devices_round_trip(struct vm *vm)
+{
+	for (unsigned int i = 0; i < vm->nr_devs; i++) {
+		struct virtio_dev *vd = vm->devs[i];
+		struct snap_writer w = { 0 };
+		struct snap_reader r;
+		struct kal_err *err = NULL;
+		int ret = virtio_dev_save(vd, &w, &err);
+
+		if (ret == 0) {
+			pthread_mutex_lock(&vd->lock);
+			for (unsigned int q = 0; q < vd->ops->num_queues; q++) {
+				vd->vq[q].last_avail = vd->vq[q].next_used = 0xdead;
+				vd->vq[q].ready = false;
+			}
+			vd->status = 0;
+			pthread_mutex_unlock(&vd->lock);
+			r = (struct snap_reader){ .buf = w.buf, .len = w.len };
+			ret = virtio_dev_restore(vd, &r, &err);
+		}
+		snap_writer_free(&w);
+		if (ret < 0) {
+			kal_warn("vmm: device round trip: %s", err->msg);
+			kal_err_free(err);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 static void vcpu_pio(struct vm *vm, struct kvm_run *run)
 {
 	uint8_t *data = (uint8_t *)run + run->io.data_offset;
 	size_t len = (size_t)run->io.size * run->io.count;
 
+	if (vm->test_hooks && run->io.port == VMM_PORT_SNAPSHOT) {
+		if (run->io.direction == KVM_EXIT_IO_IN)
+			memset(data, vm->snapshot_status, len);
+		else
+			vm->snapshot_status = vm_devices_round_trip(vm);
+		return;
+	}
 	if (run->io.direction == KVM_EXIT_IO_IN) {
 		memset(data, 0, len); /* nothing lives in port space: reads are 0 (A13) */
 		return;
@@ -734,6 +780,7 @@ struct vm *vmm_vm_create(const struct vmm_config *cfg, struct kal_err **err)
 
 	vm->kvm_fd = vm->vm_fd = vm->ram_fd = vm->epoll_fd = -1;
 	vm->debug_out = cfg->debug_out;
+	vm->test_hooks = cfg->test_hooks;
 	pthread_mutex_init(&vm->exit_lock, NULL);
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_fd < 0) {

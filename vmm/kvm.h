@@ -14,6 +14,8 @@
  *   [4 GiB, ...)                 pmem windows, read-only slots, 1 GiB aligned
  *   I/O port 0xe9                debug output (bytes to the debug fd)
  *   I/O port 0xf4                exit: the value written is the VM's exit code
+ *   I/O port 0xf5                with test_hooks: out = save every device and restore it
+ *                                from the record, in = 0 when the last round trip worked
  */
 #ifndef KAL_VMM_KVM_H
 #define KAL_VMM_KVM_H
@@ -31,6 +33,7 @@ struct vm;
 #define VMM_RAM_MAX	   0xc0000000ull /* RAM stays below the MMIO window */
 #define VMM_PORT_DEBUG	   0xe9
 #define VMM_PORT_EXIT	   0xf4
+#define VMM_PORT_SNAPSHOT  0xf5 /* test hook (test_hooks only): device save/restore round trip */
 #define VMM_MAX_DISKS	   8
 #define VMM_MAX_PMEM	   8
 
@@ -49,6 +52,7 @@ struct vmm_config {
 	int console_out;     /* host fd receiving console output, or -1: no console */
 	int debug_out;	     /* host fd receiving port 0xe9 bytes, or -1 */
 	bool rng;
+	bool test_hooks; /* VMM_PORT_SNAPSHOT; for the bare test guest only */
 	unsigned int nr_disks;
 	struct vmm_disk disks[VMM_MAX_DISKS];
 	unsigned int nr_pmem;

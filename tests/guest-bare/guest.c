@@ -15,8 +15,9 @@ typedef uint16_t u16;
 typedef uint32_t u32;
 typedef uint64_t u64;
 
-#define PORT_DEBUG 0xe9
-#define PORT_EXIT  0xf4
+#define PORT_DEBUG    0xe9
+#define PORT_EXIT     0xf4
+#define PORT_SNAPSHOT 0xf5
 
 /* virtio-mmio registers and status bits (virtio 1.2, 4.2.2) */
 #define R_MAGIC		0x000
@@ -139,6 +140,14 @@ static unsigned long slen(const char *s)
 static inline void outb(u16 port, u8 v)
 {
 	__asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline u8 inb(u16 port)
+{
+	u8 v;
+
+	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
 }
 
 static inline void mb(void)
@@ -759,6 +768,14 @@ void guest_main(struct start_info *si)
 		test_blk(blk);
 	if (pmem)
 		test_pmem(pmem);
+	if (rng && blk) {
+		/* device state through save -> scribble -> restore, then keep using it */
+		outb(PORT_SNAPSHOT, 1);
+		ok(inb(PORT_SNAPSHOT) == 0, "snapshot: every device saved and restored");
+		test_rng(rng);
+		ok(rd(blk, R_STATUS) == 0xf, "snapshot: blk status restored");
+		test_blk(blk);
+	}
 	if (rng) {
 		test_rng(rng);
 		test_hostile(rng, pmem);
