@@ -55,7 +55,8 @@ static void fuzz_queue(const uint8_t *data, size_t size, struct guest_mem *m)
 		n = virtq_chain_read(&c, 0, sink, sizeof(sink));
 		if (n > c.out_len)
 			abort();
-		n = virtq_chain_write(&c, 0, sink, c.in_len < sizeof(sink) ? c.in_len : sizeof(sink));
+		n = virtq_chain_write(&c, 0, sink,
+				      c.in_len < sizeof(sink) ? c.in_len : sizeof(sink));
 		virtq_push(&q, c.head, (uint32_t)n);
 	}
 	(void)size;
