@@ -17,7 +17,7 @@
 #include "../vmm/kvm.h"
 #include "cmd.h"
 
-enum { OPT_BLK = 256, OPT_PMEM, OPT_MEM };
+enum { OPT_BLK = 256, OPT_PMEM, OPT_MEM, OPT_CPUS, OPT_CMDLINE };
 
 static const struct kal_opt vmm_test_opts[] = {
 	{ .name = "blk", .arg = "FILE", .help = "attach FILE as a virtio-blk disk", .id = OPT_BLK },
@@ -26,6 +26,14 @@ static const struct kal_opt vmm_test_opts[] = {
 	  .help = "attach FILE as read-only virtio-pmem",
 	  .id = OPT_PMEM },
 	{ .name = "mem", .arg = "MIB", .help = "guest memory in MiB (default 64)", .id = OPT_MEM },
+	{ .name = "cpus",
+	  .arg = "N",
+	  .help = "vCPUs (default 1; the others wait for SIPI)",
+	  .id = OPT_CPUS },
+	{ .name = "cmdline",
+	  .arg = "STR",
+	  .help = "kernel command line before the device entries",
+	  .id = OPT_CMDLINE },
 	{ 0 },
 };
 
@@ -57,6 +65,16 @@ static int parse_opts(struct vmm_config *cfg, int argc, char **argv, struct kal_
 				return kal_cmd_usage_error(&kal_cmd_vmm_test_guest, err,
 							   "bad memory size `%s`", arg);
 			break;
+		case OPT_CPUS:
+			errno = 0;
+			cfg->cpus = (unsigned int)strtoul(arg, &end, 10);
+			if (errno || *end || end == arg)
+				return kal_cmd_usage_error(&kal_cmd_vmm_test_guest, err,
+							   "bad vCPU count `%s`", arg);
+			break;
+		case OPT_CMDLINE:
+			cfg->cmdline = arg;
+			break;
 		default:
 			return -1;
 		}
@@ -73,6 +91,7 @@ static int vmm_test_exec(struct kal_ctx *ctx, int argc, char **argv, struct kal_
 		.console_in = STDIN_FILENO,
 		.console_out = STDOUT_FILENO,
 		.debug_out = STDOUT_FILENO,
+		.serial_out = STDOUT_FILENO,
 		.rng = true,
 		.test_hooks = true,
 	};
@@ -115,7 +134,7 @@ static int vmm_test_exec(struct kal_ctx *ctx, int argc, char **argv, struct kal_
 const struct kal_cmd kal_cmd_vmm_test_guest = {
 	.name = "__vmm-test-guest",
 	.summary = "boot a bare test guest on kal's KVM VMM (test hook)",
-	.usage = "ELF [--blk FILE] [--pmem FILE] [--mem MIB]",
+	.usage = "ELF [--blk FILE] [--pmem FILE] [--mem MIB] [--cpus N] [--cmdline STR]",
 	.opts = vmm_test_opts,
 	.args = KAL_ARG_FILE,
 	.flags = KAL_CMD_HIDDEN,

@@ -30,6 +30,7 @@
 #include "boot.h"
 #include "kvm.h"
 #include "mem.h"
+#include "serial.h"
 #include "snap.h"
 #include "virtio/devices.h"
 
@@ -65,6 +66,7 @@ struct vm {
 	uint64_t entry;
 	int debug_out;
 	bool test_hooks;
+	struct vmm_serial serial;
 	uint8_t snapshot_status; /* VMM_PORT_SNAPSHOT reads: 0 ok, 1 failed */
 	unsigned int nr_vcpus, nr_devs;
 	struct vmm_vcpu vcpus[VMM_MAX_VCPUS];
@@ -189,6 +191,13 @@ static void vcpu_pio(struct vm *vm, struct kvm_run *run)
 			memset(data, vm->snapshot_status, len);
 		else
 			vm->snapshot_status = vm_devices_round_trip(vm);
+		return;
+	}
+	if (run->io.port >= VMM_SERIAL_BASE && run->io.port < VMM_SERIAL_BASE + VMM_SERIAL_PORTS &&
+	    run->io.size == 1) {
+		for (uint32_t i = 0; i < run->io.count; i++)
+			vmm_serial_access(&vm->serial, run->io.port - VMM_SERIAL_BASE, data + i,
+					  run->io.direction == KVM_EXIT_IO_OUT);
 		return;
 	}
 	if (run->io.direction == KVM_EXIT_IO_IN) {
@@ -781,6 +790,7 @@ struct vm *vmm_vm_create(const struct vmm_config *cfg, struct kal_err **err)
 	vm->kvm_fd = vm->vm_fd = vm->ram_fd = vm->epoll_fd = -1;
 	vm->debug_out = cfg->debug_out;
 	vm->test_hooks = cfg->test_hooks;
+	vm->serial.out_fd = cfg->serial_out;
 	pthread_mutex_init(&vm->exit_lock, NULL);
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_fd < 0) {

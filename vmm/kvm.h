@@ -12,6 +12,7 @@
  *   [0, ram)                     RAM (memfd), boot data in the first 64 KiB (boot.h)
  *   [0xd0000000, +4K*n)          virtio-mmio windows, GSI 5, 6, ...
  *   [4 GiB, ...)                 pmem windows, read-only slots, 1 GiB aligned
+ *   I/O ports 0x3f8-0x3ff        COM1, transmit only (serial.h)
  *   I/O port 0xe9                debug output (bytes to the debug fd)
  *   I/O port 0xf4                exit: the value written is the VM's exit code
  *   I/O port 0xf5                with test_hooks: out = save every device and restore it
@@ -51,6 +52,7 @@ struct vmm_config {
 	int console_in;	     /* host fd feeding the virtio console, or -1 */
 	int console_out;     /* host fd receiving console output, or -1: no console */
 	int debug_out;	     /* host fd receiving port 0xe9 bytes, or -1 */
+	int serial_out;	     /* host fd receiving COM1 (ttyS0) output, or -1 */
 	bool rng;
 	bool test_hooks; /* VMM_PORT_SNAPSHOT; for the bare test guest only */
 	unsigned int nr_disks;

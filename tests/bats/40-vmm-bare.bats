@@ -91,6 +91,13 @@ run_guest() {
 	refute_output --partial "not ok"
 }
 
+@test "bare guest: a second vCPU waiting for SIPI does not keep the VM from stopping" {
+	run_guest "$GUEST" --cpus 2
+	assert_success
+	refute_output --partial "not ok"
+	[[ $stderr == *"vmm: guest exited with code 0 after "* ]]
+}
+
 @test "__vmm-test-guest: missing kernel" {
 	run_kal 125 __vmm-test-guest "$BATS_TEST_TMPDIR/none.elf"
 	assert_equal "$stderr" "kal: vmm: kernel \`$BATS_TEST_TMPDIR/none.elf\`: open \`$BATS_TEST_TMPDIR/none.elf\`: No such file or directory"
