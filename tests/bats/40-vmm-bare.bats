@@ -40,7 +40,8 @@ run_guest() {
 	assert_line --regexp '^ok [0-9]+ - blk: sector 1 reads back$'
 	assert_line --regexp '^ok [0-9]+ - pmem: guest stores are dropped$'
 	assert_line --regexp '^ok [0-9]+ - rng: 64 bytes of entropy$'
-	assert_line "1..70"
+	assert_line "1..72"
+	assert_line "serial: hello from COM1"
 	[[ $stderr == *"vmm: guest exited with code 0 after "* ]]
 	# the guest's stores to pmem never reach the image
 	[ "$(sha256sum <"$PMEM")" = "$pmem_before" ]

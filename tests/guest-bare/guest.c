@@ -737,6 +737,22 @@ static void test_interrupts(struct dev *rng, struct dev *con)
 	}
 }
 
+/* COM1 as Linux's 8250 driver probes it, then a line of output */
+static void test_serial(void)
+{
+	static const char hello[] = "serial: hello from COM1\n";
+
+	ok(inb(0x3fd) == 0x60, "serial: transmitter reports empty");
+	outb(0x3fc, 0x1a); /* loopback | OUT2 | RTS */
+	ok((inb(0x3fe) & 0xf0) == 0x90, "serial: loopback reflects the modem control lines");
+	outb(0x3fc, 0x0b);
+	for (const char *p = hello; *p; p++) {
+		while (!(inb(0x3fd) & 0x20))
+			;
+		outb(0x3f8, (u8)*p);
+	}
+}
+
 void guest_main(struct start_info *si);
 
 void guest_main(struct start_info *si)
@@ -746,6 +762,7 @@ void guest_main(struct start_info *si)
 	puts_dbg("TAP version 13\n");
 	ok(si->magic == 0x336ec578, "pvh: start_info magic");
 	ok(si->memmap_entries >= 2, "pvh: memory map present");
+	test_serial();
 	parse_cmdline((const char *)(unsigned long)si->cmdline);
 	con = find(ID_CONSOLE);
 	blk = find(ID_BLK);
