@@ -87,7 +87,7 @@ check-unit: $(UNIT_BINS)
 check-bats: kal
 	$(Q)KAL=$(CURDIR)/$(BUILD)/kal tests/run.sh bats
 
-check: all $(UNIT_BINS)
+check: all fixtures $(UNIT_BINS)
 	$(Q)KAL=$(CURDIR)/$(BUILD)/kal tests/run.sh all $(UNIT_BINS)
 
 DEB_PACKAGES = build-essential pkg-config git libcurl4-openssl-dev libarchive-dev libzstd-dev \
