@@ -546,6 +546,28 @@ static void test_connect_refused(void **state)
 	want = xasprintf("registry `%s`: connect: Connection refused", addr);
 	assert_string_equal(m, want);
 	ic_registry_free(r);
+
+	/* IPv6 loopback: plain http, brackets kept in the URL and the message */
+	snprintf(addr, sizeof(addr), "[::1]:%d", free_port());
+	r = reg_new(addr, NULL);
+	free(m);
+	free(want);
+	m = expect_manifest_err(r, "test/app", "v1");
+	want = xasprintf("registry `%s`: connect: ", addr);
+	assert_true(strncmp(m, want, strlen(want)) == 0);
+	ic_registry_free(r);
+
+	/* domains that could smuggle a path or credentials into the URL */
+	{
+		struct kal_err *err = NULL;
+
+		assert_null(ic_registry_new("evil.com/x", NULL, &err));
+		assert_string_equal(err->msg, "invalid registry domain `evil.com/x`");
+		kal_err_clear(&err);
+		assert_null(ic_registry_new("user@evil.com", NULL, &err));
+		assert_string_equal(err->msg, "invalid registry domain `user@evil.com`");
+		kal_err_clear(&err);
+	}
 }
 
 static void test_bearer(void **state)
@@ -814,6 +836,34 @@ static void test_short_and_long(void **state)
 	proxy_stop(&p);
 }
 
+/* A connection dropped mid-body is retried once; the retry starts from the call's offset. */
+static void test_dropped_connection_retry(void **state)
+{
+	struct proxy p;
+	struct ic_registry *r;
+	char ds[IC_DIGEST_STR_LEN + 1];
+	struct kal_err *err = NULL;
+	_cleanup_close_ int fd = tmpfile_fd();
+	_cleanup_free_ char *buf = xmalloc(LAYER_SIZE + 2);
+	struct stat st;
+
+	NEED_SERVERS();
+	ic_digest_str(&T.layer, ds);
+	proxy_start(&p, "--drop-blob-once", ds, NULL);
+	r = reg_new(p.addr, NULL);
+	assert_int_equal(write(fd, "AB", 2), 2);
+	if (ic_registry_get_blob(r, "test/app", &T.layer, LAYER_SIZE, fd, NULL, NULL, &err) < 0)
+		fail_msg("get_blob: %s", err->msg);
+	assert_int_equal(count_lines(p.log, "main GET /v2/test/app/blobs/"), 2);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_size, LAYER_SIZE + 2);
+	assert_int_equal(pread(fd, buf, LAYER_SIZE + 2, 0), LAYER_SIZE + 2);
+	assert_memory_equal(buf, "AB", 2);
+	assert_memory_equal(buf + 2, T.layer_data, LAYER_SIZE);
+	ic_registry_free(r);
+	proxy_stop(&p);
+}
+
 static void test_wrong_content_type(void **state)
 {
 	struct proxy p;
@@ -1041,6 +1091,7 @@ int main(void)
 		cmocka_unit_test(test_tamper),
 		cmocka_unit_test(test_short_and_long),
 		cmocka_unit_test(test_wrong_content_type),
+		cmocka_unit_test(test_dropped_connection_retry),
 		cmocka_unit_test(test_stall),
 		cmocka_unit_test(test_redirect_drops_credentials),
 		cmocka_unit_test(test_mirror),
