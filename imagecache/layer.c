@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -261,6 +262,15 @@ int ic_layer_convert(int in_fd, enum ic_compression comp, int out_fd, struct ic_
 	int rc = -1, r;
 
 	memset(res, 0, sizeof(*res));
+	{
+		struct stat st;
+
+		/* the padding is made by ftruncate, so stale bytes would survive in it */
+		if (fstat(out_fd, &st) < 0)
+			return kal_err_sys(err, errno, "layer: output");
+		if (!S_ISREG(st.st_mode) || st.st_size != 0)
+			return kal_err_set(err, EINVAL, "layer: output must be an empty regular file");
+	}
 	s.max = env_u64("KAL_MAX_LAYER_BYTES", DEFAULT_MAX_BYTES);
 	s.in = xmalloc(IN_BUF);
 	s.out = xmalloc(OUT_BUF);
