@@ -263,12 +263,12 @@ int ic_layer_convert(int in_fd, enum ic_compression comp, int out_fd, struct ic_
 
 	memset(res, 0, sizeof(*res));
 	{
-		struct stat st;
+		struct stat ost;
 
 		/* the padding is made by ftruncate, so stale bytes would survive in it */
-		if (fstat(out_fd, &st) < 0)
+		if (fstat(out_fd, &ost) < 0)
 			return kal_err_sys(err, errno, "layer: output");
-		if (!S_ISREG(st.st_mode) || st.st_size != 0)
+		if (!S_ISREG(ost.st_mode) || ost.st_size != 0)
 			return kal_err_set(err, EINVAL, "layer: output must be an empty regular file");
 	}
 	s.max = env_u64("KAL_MAX_LAYER_BYTES", DEFAULT_MAX_BYTES);
