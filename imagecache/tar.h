@@ -11,6 +11,8 @@
  *     symlink is ever followed); missing parents are created 0755 root:root
  *   - hardlinks must point at an earlier non-directory entry of this layer;
  *     the target is normalised with `..` clamped at the root
+ *   - POSIX ACLs (SCHILY.acl.access/default) become system.posix_acl_* xattrs
+ *   - data of an entry replaced later stays in the image, unreferenced
  *   - sockets are dropped (warning); trusted.overlay.* and user.overlay.*
  *     xattrs from the image are dropped (warning) so it cannot forge whiteouts
  */
