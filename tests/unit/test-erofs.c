@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -129,7 +130,7 @@ static int convert_buf(const void *tar, size_t len, enum ic_compression comp, st
 
 static void convert_ok(const struct tent *ents, struct image *img)
 {
-	static char tar[1 << 20];
+	static char tar[4 << 20];
 	size_t len = build_tar(ents, tar, sizeof(tar));
 	char *msg = NULL;
 
@@ -139,7 +140,7 @@ static void convert_ok(const struct tent *ents, struct image *img)
 
 static void convert_err(const struct tent *ents, const char *want)
 {
-	static char tar[1 << 20];
+	static char tar[4 << 20];
 	size_t len = build_tar(ents, tar, sizeof(tar));
 	struct image img;
 	char *msg = NULL;
@@ -552,6 +553,36 @@ static void test_deterministic_and_gzip(void **state)
 	image_free(&c);
 }
 
+static void test_big_directory(void **state)
+{
+	static struct tent ents[1201];
+	static char names[1200][64];
+	struct image img;
+	struct rinode ri;
+
+	(void)state;
+	for (int i = 0; i < 1200; i++) {
+		snprintf(names[i], sizeof(names[i]), "d/file-%04d-%.*s", i, i % 30,
+			 "abcdefghijklmnopqrstuvwxyzabcd");
+		ents[i] = (struct tent){
+			.name = names[i], .type = AE_IFREG, .mode = 0644, .data = names[i]
+		};
+	}
+	convert_ok(ents, &img);
+	check_super(&img);
+	read_inode(&img, path_lookup(&img, "d"), &ri);
+	assert_true(ri.size > 4 * IC_EROFS_BLKSIZE); /* several dirent blocks */
+	for (int i = 0; i < 1200; i += 97) {
+		uint64_t nid = path_lookup(&img, names[i]);
+
+		assert_true(nid != 0);
+		read_inode(&img, nid, &ri);
+		assert_memory_equal(flat_data(&img, &ri), names[i], strlen(names[i]));
+	}
+	assert_true(path_lookup(&img, names[1199]) != 0);
+	image_free(&img);
+}
+
 static void test_sniff(void **state)
 {
 	(void)state;
@@ -600,6 +631,7 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_truncated_and_garbage),
 		cmocka_unit_test(test_deterministic_and_gzip),
+		cmocka_unit_test(test_big_directory),
 		cmocka_unit_test(test_sniff),
 		cmocka_unit_test(test_path_normalise),
 		cmocka_unit_test(test_crc32c),
