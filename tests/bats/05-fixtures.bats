@@ -288,6 +288,15 @@ config_of() {
 	done
 }
 
+@test "a failing fixture build publishes nothing in the cache" {
+	KAL_CACHE=$BATS_TEST_TMPDIR/cache KAL_FIXTURE_BUSYBOX=/bin/false \
+		run "$KAL_FIXTURES_DIR/mkfixture.sh" busybox
+	assert_failure
+	assert_output $'mkfixture: `/bin/false --list-full` failed\nfixture busybox: build failed'
+	run find "$BATS_TEST_TMPDIR/cache/fixtures" -mindepth 1 -maxdepth 1 -name '*busybox*' ! -name .busybox.lock
+	assert_output ''
+}
+
 @test "mkfixture.sh rejects an unknown fixture" {
 	run "$KAL_FIXTURES_DIR/mkfixture.sh" nope
 	assert_failure
@@ -316,6 +325,12 @@ config_of() {
 	grep -qx ./var/lib/dpkg/info/usr-is-merged.list "$BATS_TEST_TMPDIR/list"
 	run grep -c '^./var/lib/dpkg/info/usrmerge\.' "$BATS_TEST_TMPDIR/list"
 	assert_output 0
+	# big enough that the push must stream; it comes back intact
+	run fixture_push debian
+	assert_success
+	assert_output "$(fixture_digest debian)"
+	blob_get debian "$(jq -r '.layers[0].digest' "$m")" "$BATS_TEST_TMPDIR/got"
+	cmp "$BATS_TEST_TMPDIR/got" "$layer"
 }
 
 @test "registry_stop stops the registry" {
