@@ -195,6 +195,17 @@ config_of() {
 	assert_line --regexp '^drwxrwxrwt 0/0 .* tmp/$'
 }
 
+@test "busybox: the unpacked layer runs its shell (chroot)" {
+	[ "$(id -u)" = 0 ] || skip_host_lacks "root (for chroot)"
+	local root=$BATS_TEST_TMPDIR/root m
+	m=$(fixture_manifest busybox)
+	mkdir "$root"
+	tar -C "$root" -xzf "$(fixture_blob busybox "$(jq -r '.layers[0].digest' "$m")")"
+	run chroot "$root" /bin/sh -c 'echo hello from $(readlink /usr/bin/env); ls /usr/sbin/chroot'
+	assert_success
+	assert_output $'hello from /bin/busybox\n/usr/sbin/chroot'
+}
+
 @test "busybox-docker: the same layer under Docker schema2 media types" {
 	local m b
 	m=$(fixture_blob busybox-docker "$(fixture_digest busybox-docker)")
@@ -323,6 +334,14 @@ config_of() {
 	grep -qx ./usr/bin/apt-get "$BATS_TEST_TMPDIR/list"
 	# merged /usr via usr-is-merged, not usrmerge (which pulls in perl)
 	grep -qx ./var/lib/dpkg/info/usr-is-merged.list "$BATS_TEST_TMPDIR/list"
+	if [ "$(id -u)" = 0 ]; then
+		mkdir "$BATS_TEST_TMPDIR/root"
+		tar -C "$BATS_TEST_TMPDIR/root" -xf "$BATS_TEST_TMPDIR/rootfs.tar" --exclude './dev/*'
+		run chroot "$BATS_TEST_TMPDIR/root" bash -c 'dpkg-query -W -f="\${Status}\n" bash; apt-get --version | head -n1'
+		assert_success
+		assert_line --index 0 'install ok installed'
+		assert_line --index 1 --regexp '^apt 2\.6\.'
+	fi
 	run grep -c '^./var/lib/dpkg/info/usrmerge\.' "$BATS_TEST_TMPDIR/list"
 	assert_output 0
 	# big enough that the push must stream; it comes back intact
