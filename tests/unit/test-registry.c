@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -545,6 +546,28 @@ static void test_connect_refused(void **state)
 	want = xasprintf("registry `%s`: connect: Connection refused", addr);
 	assert_string_equal(m, want);
 	ic_registry_free(r);
+
+	/* IPv6 loopback: plain http, brackets kept in the URL and the message */
+	snprintf(addr, sizeof(addr), "[::1]:%d", free_port());
+	r = reg_new(addr, NULL);
+	free(m);
+	free(want);
+	m = expect_manifest_err(r, "test/app", "v1");
+	want = xasprintf("registry `%s`: connect: ", addr);
+	assert_true(strncmp(m, want, strlen(want)) == 0);
+	ic_registry_free(r);
+
+	/* domains that could smuggle a path or credentials into the URL */
+	{
+		struct kal_err *err = NULL;
+
+		assert_null(ic_registry_new("evil.com/x", NULL, &err));
+		assert_string_equal(err->msg, "invalid registry domain `evil.com/x`");
+		kal_err_clear(&err);
+		assert_null(ic_registry_new("user@evil.com", NULL, &err));
+		assert_string_equal(err->msg, "invalid registry domain `user@evil.com`");
+		kal_err_clear(&err);
+	}
 }
 
 static void test_bearer(void **state)
@@ -562,6 +585,110 @@ static void test_bearer(void **state)
 	assert_int_equal(count_lines(p.log, "main GET /token auth=no"), 1);
 	assert_int_equal(count_lines(p.log, "main GET /v2/test/app/blobs/sha256:"), 2);
 	assert_int_equal(count_lines2(p.log, "/blobs/sha256:", "auth=no"), 0);
+	ic_registry_free(r);
+	proxy_stop(&p);
+}
+
+/* Endless or stalled answers end in bounded, clear errors. */
+static void test_hostile_transport(void **state)
+{
+	struct proxy p;
+	struct ic_registry *r;
+	struct ic_registry_opts o = { .idle_timeout_s = 2 };
+	_cleanup_free_ char *m1 = NULL, *m2 = NULL, *m3 = NULL, *m4 = NULL, *want = NULL;
+
+	NEED_SERVERS();
+	proxy_start(&p, "--endless-manifest", NULL);
+	r = reg_new(p.addr, &o);
+	m1 = expect_manifest_err(r, "test/app", "v1");
+	assert_string_equal(m1, "manifest: larger than 4194304 bytes");
+	ic_registry_free(r);
+	proxy_stop(&p);
+
+	proxy_start(&p, "--endless-error", NULL);
+	r = reg_new(p.addr, &o);
+	m2 = expect_manifest_err(r, "test/app", "v1");
+	want = xasprintf("registry `%s`: server error (HTTP 500)", p.addr);
+	assert_string_equal(m2, want);
+	ic_registry_free(r);
+	proxy_stop(&p);
+
+	proxy_start(&p, "--stall-headers", NULL);
+	r = reg_new(p.addr, &o);
+	m3 = expect_manifest_err(r, "test/app", "v1");
+	free(want);
+	want = xasprintf("registry `%s`: no data received for 2 s", p.addr);
+	assert_string_equal(m3, want);
+	ic_registry_free(r);
+	proxy_stop(&p);
+
+	proxy_start(&p, "--redirect-loop", NULL);
+	r = reg_new(p.addr, &o);
+	m4 = expect_blob_err(r, "test/app", LAYER_SIZE);
+	free(want);
+	want = xasprintf("registry `%s`: too many redirects", p.addr);
+	assert_string_equal(m4, want);
+	assert_int_equal(count_lines(p.log, "main GET /v2/test/app/blobs/"), 6);
+	ic_registry_free(r);
+	proxy_stop(&p);
+}
+
+struct thread_arg {
+	struct ic_registry *reg;
+	int rc;
+	char msg[256];
+};
+
+static void *blob_thread(void *p)
+{
+	struct thread_arg *a = p;
+	struct kal_err *err = NULL;
+	_cleanup_free_ char *path = xasprintf("%s/thr-XXXXXX", T.dir);
+	int fd = mkstemp(path);
+	struct stat st;
+
+	unlink(path);
+	for (int i = 0; i < 3 && a->rc == 0; i++) {
+		if (ftruncate(fd, 0) < 0 || lseek(fd, 0, SEEK_SET) < 0)
+			a->rc = -1;
+		a->rc = ic_registry_get_blob(a->reg, "test/app", &T.layer, LAYER_SIZE, fd, NULL,
+					     NULL, &err);
+		if (a->rc == 0 && (fstat(fd, &st) < 0 || st.st_size != LAYER_SIZE))
+			a->rc = -2;
+	}
+	if (err)
+		snprintf(a->msg, sizeof(a->msg), "%s", err->msg);
+	kal_err_free(err);
+	close(fd);
+	return NULL;
+}
+
+/* One registry shared by parallel downloads (the puller's use): token cache under a lock. */
+static void test_parallel_downloads(void **state)
+{
+	struct proxy p;
+	struct ic_registry *r;
+	pthread_t th[4];
+	struct thread_arg args[4];
+	int tokens;
+
+	NEED_SERVERS();
+	proxy_start(&p, "--bearer", NULL);
+	r = reg_new(p.addr, NULL);
+	for (int i = 0; i < 4; i++) {
+		args[i] = (struct thread_arg){ .reg = r };
+		assert_int_equal(pthread_create(&th[i], NULL, blob_thread, &args[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		if (args[i].rc != 0)
+			fail_msg("thread %d: %d %s", i, args[i].rc, args[i].msg);
+	}
+	/* threads racing for the first token may each fetch one; later requests reuse it */
+	tokens = count_lines(p.log, "main GET /token");
+	assert_true(tokens >= 1 && tokens <= 4);
+	assert_int_equal(count_lines2(p.log, "main GET /v2/test/app/blobs/sha256:", "auth=yes"),
+			 12);
 	ic_registry_free(r);
 	proxy_stop(&p);
 }
@@ -705,6 +832,34 @@ static void test_short_and_long(void **state)
 	r = reg_new(p.addr, NULL);
 	m2 = expect_blob_err(r, "test/app", LAYER_SIZE);
 	assert_non_null(strstr(m2, "blob larger than its descriptor size"));
+	ic_registry_free(r);
+	proxy_stop(&p);
+}
+
+/* A connection dropped mid-body is retried once; the retry starts from the call's offset. */
+static void test_dropped_connection_retry(void **state)
+{
+	struct proxy p;
+	struct ic_registry *r;
+	char ds[IC_DIGEST_STR_LEN + 1];
+	struct kal_err *err = NULL;
+	_cleanup_close_ int fd = tmpfile_fd();
+	_cleanup_free_ char *buf = xmalloc(LAYER_SIZE + 2);
+	struct stat st;
+
+	NEED_SERVERS();
+	ic_digest_str(&T.layer, ds);
+	proxy_start(&p, "--drop-blob-once", ds, NULL);
+	r = reg_new(p.addr, NULL);
+	assert_int_equal(write(fd, "AB", 2), 2);
+	if (ic_registry_get_blob(r, "test/app", &T.layer, LAYER_SIZE, fd, NULL, NULL, &err) < 0)
+		fail_msg("get_blob: %s", err->msg);
+	assert_int_equal(count_lines(p.log, "main GET /v2/test/app/blobs/"), 2);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_size, LAYER_SIZE + 2);
+	assert_int_equal(pread(fd, buf, LAYER_SIZE + 2, 0), LAYER_SIZE + 2);
+	assert_memory_equal(buf, "AB", 2);
+	assert_memory_equal(buf + 2, T.layer_data, LAYER_SIZE);
 	ic_registry_free(r);
 	proxy_stop(&p);
 }
@@ -936,9 +1091,12 @@ int main(void)
 		cmocka_unit_test(test_tamper),
 		cmocka_unit_test(test_short_and_long),
 		cmocka_unit_test(test_wrong_content_type),
+		cmocka_unit_test(test_dropped_connection_retry),
 		cmocka_unit_test(test_stall),
 		cmocka_unit_test(test_redirect_drops_credentials),
 		cmocka_unit_test(test_mirror),
+		cmocka_unit_test(test_parallel_downloads),
+		cmocka_unit_test(test_hostile_transport),
 	};
 
 	return cmocka_run_group_tests_name("registry", tests, group_setup, group_teardown);
