@@ -581,10 +581,10 @@ static const char *zsh_action(enum gen_value v)
 	return " ";
 }
 
-/* One _arguments spec for an option, inside single quotes. */
-static void zsh_opt(FILE *f, const struct kal_opt *o)
+/* One _arguments spec for an option, inside single quotes, on its own line. */
+static void zsh_opt(FILE *f, const struct kal_opt *o, const char *indent)
 {
-	fputs(" \\\n\t\t", f);
+	fprintf(f, " \\\n%s", indent);
 	if (o->short_name)
 		fprintf(f, "'(-%c --%s)'{-%c,--%s}'", o->short_name, o->name, o->short_name,
 			o->name);
@@ -654,7 +654,7 @@ static void gen_zsh(FILE *f)
 	      "\t_arguments -C -A '-*'",
 	      f);
 	for (const struct kal_opt *o = kal_global_opts; o->name; o++)
-		zsh_opt(f, o);
+		zsh_opt(f, o, "\t\t");
 	fputs(" \\\n\t\t'1:command:_kal_commands' \\\n\t\t'*:: :->args' && ret=0\n"
 	      "\t[[ $state == args ]] || return ret\n"
 	      "\tcurcontext=${curcontext%:*:*}:kal-$words[1]:\n"
@@ -668,7 +668,7 @@ static void gen_zsh(FILE *f)
 			continue;
 		fprintf(f, "\t%s)\n\t\t_arguments -S -A '-*'", c->name);
 		for (const struct kal_opt *o = c->opts; o && o->name; o++)
-			zsh_opt(f, o);
+			zsh_opt(f, o, "\t\t\t");
 		fputs(" \\\n\t\t\t'(-)--help[show help for this command]'", f);
 		if (v == GEN_VALUE_FILE)
 			fputs(" \\\n\t\t\t'*:file:_files'", f);

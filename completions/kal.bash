@@ -4,15 +4,43 @@
 # or source it from ~/.bashrc.
 # shellcheck shell=bash disable=SC2034
 
-_kal_commands='help version'
+_kal_commands='cache help images inspect load prune pull rmi version'
 _kal_global_opts='--home --verbose --version --help'
 
 # _kal_cmd_info CMD: sets _kal_opts (option words) and _kal_kind (operand kind)
 _kal_cmd_info() {
 	case $1 in
+	cache)
+		_kal_opts='--delete --help'
+		_kal_kind='none'
+		;;
 	help)
 		_kal_opts='--help'
 		_kal_kind='command'
+		;;
+	images)
+		_kal_opts='--quiet --format --help'
+		_kal_kind='none'
+		;;
+	inspect)
+		_kal_opts='--help'
+		_kal_kind='image'
+		;;
+	load)
+		_kal_opts='--name --platform --quiet --help'
+		_kal_kind='file'
+		;;
+	prune)
+		_kal_opts='--quiet --help'
+		_kal_kind='none'
+		;;
+	pull)
+		_kal_opts='--quiet --platform --insecure --offline --help'
+		_kal_kind='image'
+		;;
+	rmi)
+		_kal_opts='--help'
+		_kal_kind='image'
 		;;
 	version)
 		_kal_opts='--help'
@@ -25,6 +53,25 @@ _kal_cmd_info() {
 # _kal_argkind CMD OPTION: prints the value kind of an option that takes a value
 _kal_argkind() {
 	case $1 in
+	images)
+		case $2 in
+		--format) echo none ;;
+		*) return 1 ;;
+		esac
+		;;
+	load)
+		case $2 in
+		--name) echo none ;;
+		--platform) echo none ;;
+		*) return 1 ;;
+		esac
+		;;
+	pull)
+		case $2 in
+		--platform) echo none ;;
+		*) return 1 ;;
+		esac
+		;;
 	'')
 		case $2 in
 		--home) echo dir ;;

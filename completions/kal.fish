@@ -7,6 +7,12 @@ function __kal_argopts -a cmd
     switch $cmd
         case ''
             printf '%s\n' --home
+        case images
+            printf '%s\n' --format
+        case load
+            printf '%s\n' --name --platform
+        case pull
+            printf '%s\n' --platform
     end
 end
 
@@ -61,7 +67,14 @@ function __kal_list -a what
 end
 
 function __kal_commands
+    printf '%s\t%s\n' cache 'check the image cache or show where it is'
     printf '%s\t%s\n' help 'show help for kal or one command'
+    printf '%s\t%s\n' images 'list cached images'
+    printf '%s\t%s\n' inspect 'show a cached image as JSON'
+    printf '%s\t%s\n' load 'import an OCI layout directory or a docker-save tarball'
+    printf '%s\t%s\n' prune 'delete cached objects no image uses'
+    printf '%s\t%s\n' pull 'download an image and convert its layers to EROFS'
+    printf '%s\t%s\n' rmi 'remove cached images by name'
     printf '%s\t%s\n' version 'print the version of kal'
 end
 
@@ -72,9 +85,45 @@ complete -c kal -n '__kal_no_command' -s v -l verbose -d 'debug output on stderr
 complete -c kal -n '__kal_no_command' -l version -d 'print the version'
 complete -c kal -n '__kal_no_command' -s h -l help -d 'show this help'
 
+# cache
+complete -c kal -n '__kal_at cache first' -l delete -d 'verify: delete corrupt objects (pull again to restore them)'
+complete -c kal -n '__kal_at cache first' -l help -d 'show help for this command'
+
 # help
 complete -c kal -n '__kal_at help first' -l help -d 'show help for this command'
 complete -c kal -n '__kal_at help first' -x -a '(__kal_commands)'
+
+# images
+complete -c kal -n '__kal_at images first' -s q -l quiet -d 'print only the canonical names'
+complete -c kal -n '__kal_at images first' -l format -x -d '`table` (default) or `json`'
+complete -c kal -n '__kal_at images first' -l help -d 'show help for this command'
+
+# inspect
+complete -c kal -n '__kal_at inspect first' -l help -d 'show help for this command'
+complete -c kal -n '__kal_at inspect first' -x -a '(__kal_list images)'
+
+# load
+complete -c kal -n '__kal_at load first' -l name -x -d 'name the image (input with exactly one image)'
+complete -c kal -n '__kal_at load first' -l platform -x -d 'platform to pick from a multi-platform layout'
+complete -c kal -n '__kal_at load first' -s q -l quiet -d 'print nothing but errors'
+complete -c kal -n '__kal_at load first' -l help -d 'show help for this command'
+complete -c kal -n '__kal_at load' -F
+
+# prune
+complete -c kal -n '__kal_at prune first' -s q -l quiet -d 'print only the total'
+complete -c kal -n '__kal_at prune first' -l help -d 'show help for this command'
+
+# pull
+complete -c kal -n '__kal_at pull first' -s q -l quiet -d 'print nothing but errors'
+complete -c kal -n '__kal_at pull first' -l platform -x -d 'platform to pick from a multi-arch image (default linux/amd64)'
+complete -c kal -n '__kal_at pull first' -l insecure -d 'allow plain http to a registry that is not on loopback'
+complete -c kal -n '__kal_at pull first' -l offline -d 'make no request: succeed only if the image is cached'
+complete -c kal -n '__kal_at pull first' -l help -d 'show help for this command'
+complete -c kal -n '__kal_at pull first' -x -a '(__kal_list images)'
+
+# rmi
+complete -c kal -n '__kal_at rmi first' -l help -d 'show help for this command'
+complete -c kal -n '__kal_at rmi first' -x -a '(__kal_list images)'
 
 # version
 complete -c kal -n '__kal_at version first' -l help -d 'show help for this command'
