@@ -210,6 +210,11 @@ static void vcpu_pio(struct vm *vm, struct kvm_run *run)
 			kal_warn("vmm: debug port output: %m");
 		return;
 	}
+	if (run->io.port == 0x64 && len == 1 && data[0] == 0xfe) {
+		/* i8042 "pulse reset line": Linux's default reboot method */
+		vm_request_stop(vm, VMM_EXIT_SHUTDOWN, 0, "guest reset the machine (i8042)");
+		return;
+	}
 	if (run->io.port == VMM_PORT_EXIT) {
 		uint32_t v = 0;
 
@@ -646,6 +651,7 @@ static int vm_setup(struct vm *vm, const struct vmm_config *cfg, struct kal_err 
 	struct kvm_pit_config pit = { .flags = 0 };
 	size_t cl_len = strlen(cfg->cmdline ? cfg->cmdline : "") + 1;
 	uint64_t pmem_gpa = VMM_PMEM_BASE;
+	uint64_t kernel_end, initrd_gpa = 0, initrd_size = 0;
 	unsigned int slot = 1;
 	int r;
 
@@ -774,8 +780,13 @@ static int vm_setup(struct vm *vm, const struct vmm_config *cfg, struct kal_err 
 			vm->cmdline[at++] = ' ';
 		virtio_dev_cmdline(vm->devs[i], vm->cmdline + at, cl_len - at);
 	}
-	if (vmm_boot_load_elf(&vm->mem, cfg->kernel, &vm->entry, err) < 0 ||
-	    vmm_boot_setup_pvh(&vm->mem, cfg->ram_size, vm->cmdline, err) < 0)
+	if (vmm_boot_load_elf(&vm->mem, cfg->kernel, &vm->entry, &kernel_end, err) < 0)
+		return -1;
+	if (cfg->initrd && vmm_boot_load_initrd(&vm->mem, cfg->ram_size, kernel_end, cfg->initrd,
+						&initrd_gpa, &initrd_size, err) < 0)
+		return -1;
+	if (vmm_boot_setup_pvh(&vm->mem, cfg->ram_size, vm->cmdline, initrd_gpa, initrd_size, err) <
+	    0)
 		return -1;
 	for (unsigned int i = 0; i < cfg->cpus; i++)
 		if (vm_create_vcpu(vm, i, err) < 0)

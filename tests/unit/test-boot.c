@@ -92,10 +92,10 @@ static void write_img(const void *p, size_t n)
 static void expect_err(const char *suffix)
 {
 	struct kal_err *err = NULL;
-	uint64_t entry;
+	uint64_t entry, end;
 	size_t n = strlen(suffix), len;
 
-	assert_int_equal(vmm_boot_load_elf(&mem, path, &entry, &err), -1);
+	assert_int_equal(vmm_boot_load_elf(&mem, path, &entry, &end, &err), -1);
 	len = strlen(err->msg);
 	if (len < n || strcmp(err->msg + len - n, suffix))
 		fail_msg("error `%s` does not end in `%s`", err->msg, suffix);
@@ -106,14 +106,23 @@ static void test_load_good(void **state)
 {
 	struct img m;
 	struct kal_err *err = NULL;
-	uint64_t entry = 0;
+	uint64_t entry = 0, end = 0, gpa = 0, size = 0;
 
 	(void)state;
 	good(&m);
 	memset(ram + 0x100000, 0xcc, 8192);
 	write_img(&m, sizeof(m));
-	assert_int_equal(vmm_boot_load_elf(&mem, path, &entry, &err), 0);
+	assert_int_equal(vmm_boot_load_elf(&mem, path, &entry, &end, &err), 0);
 	assert_int_equal(entry, 0x100010);
+	assert_int_equal(end, 0x101000);
+	/* the same file as an initrd: top of RAM, page aligned */
+	assert_int_equal(vmm_boot_load_initrd(&mem, RAM, end, path, &gpa, &size, &err), 0);
+	assert_int_equal(size, sizeof(m));
+	assert_int_equal(gpa, (RAM - sizeof(m)) & ~0xfffull);
+	assert_memory_equal(ram + gpa, &m, sizeof(m));
+	assert_int_equal(vmm_boot_load_initrd(&mem, RAM, RAM - 16, path, &gpa, &size, &err), -1);
+	assert_true(strstr(err->msg, "do not fit in guest RAM above the kernel") != NULL);
+	kal_err_clear(&err);
 	assert_int_equal(ram[0x100000], 0x90);
 	assert_int_equal(ram[0x100000 + 64], 0); /* bss zeroed */
 	assert_int_equal(ram[0x100000 + 4095], 0);
@@ -182,13 +191,17 @@ static void test_setup_pvh(void **state)
 	char big[VMM_BOOT_CMDLINE_MAX + 1];
 
 	(void)state;
-	assert_int_equal(vmm_boot_setup_pvh(&mem, RAM, "console=ttyS0", &err), 0);
+	assert_int_equal(vmm_boot_setup_pvh(&mem, RAM, "console=ttyS0", 0x300000, 4096, &err), 0);
 	memcpy(&si, ram + VMM_BOOT_START_INFO, sizeof(si));
 	assert_int_equal(si.magic, 0x336ec578);
 	assert_int_equal(si.version, 1);
 	assert_int_equal(si.cmdline_paddr, VMM_BOOT_CMDLINE);
 	assert_string_equal((char *)ram + VMM_BOOT_CMDLINE, "console=ttyS0");
 	assert_int_equal(si.memmap_entries, 2);
+	assert_int_equal(si.nr_modules, 1);
+	assert_int_equal(si.modlist_paddr, VMM_BOOT_MODLIST);
+	assert_int_equal(*(uint64_t *)(ram + VMM_BOOT_MODLIST), 0x300000);
+	assert_int_equal(*(uint64_t *)(ram + VMM_BOOT_MODLIST + 8), 4096);
 	memcpy(map, ram + si.memmap_paddr, sizeof(map));
 	assert_int_equal(map[0].addr, 0);
 	assert_int_equal(map[0].size, 0xa0000);
@@ -197,7 +210,7 @@ static void test_setup_pvh(void **state)
 	assert_int_equal(map[1].type, 1);
 	memset(big, 'a', sizeof(big) - 1);
 	big[sizeof(big) - 1] = 0;
-	assert_int_equal(vmm_boot_setup_pvh(&mem, RAM, big, &err), -1);
+	assert_int_equal(vmm_boot_setup_pvh(&mem, RAM, big, 0, 0, &err), -1);
 	assert_string_equal(err->msg, "kernel command line is 4096 bytes (max 4095)");
 	kal_err_clear(&err);
 }
