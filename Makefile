@@ -78,7 +78,7 @@ $(BUILD)/%.o: %.c
 $(BUILD)/tests/test-%: tests/unit/test-%.c $(CLI_OBJS) $(CORE_OBJS) $(EMBED_OBJS)
 	@mkdir -p $(dir $@)
 	$(E) TEST $@
-	$(Q)$(CC) $(KAL_CFLAGS) $(CFLAGS) $(KAL_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) \
+	$(Q)$(CC) $(KAL_CFLAGS) $(CFLAGS) $(KAL_LDFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(PKG_LIBS) \
 		$(EXTRA_LIBS) $(shell $(PKG_CONFIG) --libs cmocka)
 
 check-unit: $(UNIT_BINS)
@@ -95,7 +95,8 @@ DEB_PACKAGES = build-essential pkg-config git libcurl4-openssl-dev libarchive-de
 	docker-registry erofs-utils mmdebstrap busybox-static skopeo umoci jq curl zstd \
 	e2fsprogs python3 clang-format shellcheck
 deps:
-	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DEB_PACKAGES)
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES)
 
 FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 format:
