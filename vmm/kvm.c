@@ -67,7 +67,8 @@ struct vm {
 	int debug_out;
 	bool test_hooks;
 	struct vmm_serial serial;
-	uint8_t snapshot_status; /* VMM_PORT_SNAPSHOT reads: 0 ok, 1 failed */
+	pthread_mutex_t serial_lock; /* vCPU threads share COM1 */
+	uint8_t snapshot_status;     /* VMM_PORT_SNAPSHOT reads: 0 ok, 1 failed */
 	unsigned int nr_vcpus, nr_devs;
 	struct vmm_vcpu vcpus[VMM_MAX_VCPUS];
 	struct virtio_dev *devs[VMM_MAX_DEVS];
@@ -143,6 +144,16 @@ static bool vm_stopping(struct vm *vm)
 	return __atomic_load_n(&vm->stopping, __ATOMIC_SEQ_CST);
 }
 
+/* COM1's interrupt: IRQ 4 of the in-kernel PIC/IOAPIC, as a level */
+static void serial_set_irq(void *opaque, bool level)
+{
+	struct vm *vm = opaque;
+	struct kvm_irq_level l = { .irq = 4, .level = level };
+
+	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &l) < 0 && kal_log_ratelimit(&vm->rl_pio, 5))
+		kal_warn("vmm: KVM_IRQ_LINE: %m");
+}
+
 /* ---- exits ---- */
 
 /*
@@ -195,9 +206,11 @@ static void vcpu_pio(struct vm *vm, struct kvm_run *run)
 	}
 	if (run->io.port >= VMM_SERIAL_BASE && run->io.port < VMM_SERIAL_BASE + VMM_SERIAL_PORTS &&
 	    run->io.size == 1) {
+		pthread_mutex_lock(&vm->serial_lock);
 		for (uint32_t i = 0; i < run->io.count; i++)
 			vmm_serial_access(&vm->serial, run->io.port - VMM_SERIAL_BASE, data + i,
 					  run->io.direction == KVM_EXIT_IO_OUT);
+		pthread_mutex_unlock(&vm->serial_lock);
 		return;
 	}
 	if (run->io.direction == KVM_EXIT_IO_IN) {
@@ -802,7 +815,10 @@ struct vm *vmm_vm_create(const struct vmm_config *cfg, struct kal_err **err)
 	vm->debug_out = cfg->debug_out;
 	vm->test_hooks = cfg->test_hooks;
 	vm->serial.out_fd = cfg->serial_out;
+	vm->serial.set_irq = serial_set_irq;
+	vm->serial.opaque = vm;
 	pthread_mutex_init(&vm->exit_lock, NULL);
+	pthread_mutex_init(&vm->serial_lock, NULL);
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_fd < 0) {
 		kal_err_sys(err, errno, "eventfd");
@@ -925,6 +941,7 @@ void vmm_vm_destroy(struct vm *vm)
 	if (vm->stop_fd >= 0)
 		close(vm->stop_fd);
 	pthread_mutex_destroy(&vm->exit_lock);
+	pthread_mutex_destroy(&vm->serial_lock);
 	free(vm->srcs);
 	free(vm->cmdline);
 	free(vm);
