@@ -17,7 +17,7 @@
 #include "../vmm/kvm.h"
 #include "cmd.h"
 
-enum { OPT_BLK = 256, OPT_PMEM, OPT_MEM, OPT_CPUS, OPT_CMDLINE };
+enum { OPT_BLK = 256, OPT_PMEM, OPT_MEM, OPT_CPUS, OPT_CMDLINE, OPT_INITRD };
 
 static const struct kal_opt vmm_test_opts[] = {
 	{ .name = "blk", .arg = "FILE", .help = "attach FILE as a virtio-blk disk", .id = OPT_BLK },
@@ -34,6 +34,10 @@ static const struct kal_opt vmm_test_opts[] = {
 	  .arg = "STR",
 	  .help = "kernel command line before the device entries",
 	  .id = OPT_CMDLINE },
+	{ .name = "initrd",
+	  .arg = "FILE",
+	  .help = "uncompressed initramfs (PVH module 0)",
+	  .id = OPT_INITRD },
 	{ 0 },
 };
 
@@ -71,6 +75,9 @@ static int parse_opts(struct vmm_config *cfg, int argc, char **argv, struct kal_
 			if (errno || *end || end == arg)
 				return kal_cmd_usage_error(&kal_cmd_vmm_test_guest, err,
 							   "bad vCPU count `%s`", arg);
+			break;
+		case OPT_INITRD:
+			cfg->initrd = arg;
 			break;
 		case OPT_CMDLINE:
 			cfg->cmdline = arg;
@@ -134,7 +141,8 @@ static int vmm_test_exec(struct kal_ctx *ctx, int argc, char **argv, struct kal_
 const struct kal_cmd kal_cmd_vmm_test_guest = {
 	.name = "__vmm-test-guest",
 	.summary = "boot a bare test guest on kal's KVM VMM (test hook)",
-	.usage = "ELF [--blk FILE] [--pmem FILE] [--mem MIB] [--cpus N] [--cmdline STR]",
+	.usage =
+	    "ELF [--blk FILE] [--pmem FILE] [--mem MIB] [--cpus N] [--cmdline STR] [--initrd FILE]",
 	.opts = vmm_test_opts,
 	.args = KAL_ARG_FILE,
 	.flags = KAL_CMD_HIDDEN,

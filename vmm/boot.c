@@ -5,7 +5,10 @@
  */
 #include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../lib/cleanup.h"
 #include "../lib/err.h"
@@ -52,7 +55,7 @@ static uint64_t pvh_note_entry(const uint8_t *p, size_t len)
 	return 0;
 }
 
-int vmm_boot_load_elf(const struct guest_mem *m, const char *path, uint64_t *entry,
+int vmm_boot_load_elf(const struct guest_mem *m, const char *path, uint64_t *entry, uint64_t *end,
 		      struct kal_err **err)
 {
 	_cleanup_free_ char *buf = NULL;
@@ -62,6 +65,7 @@ int vmm_boot_load_elf(const struct guest_mem *m, const char *path, uint64_t *ent
 	uint64_t phoff_end;
 
 	*entry = 0;
+	*end = 0;
 	if (kal_read_file(path, BOOT_ELF_MAX, &buf, &len, err) < 0)
 		return kal_err_wrap(err, "kernel `%s`", path);
 	img = (const uint8_t *)buf;
@@ -113,6 +117,8 @@ int vmm_boot_load_elf(const struct guest_mem *m, const char *path, uint64_t *ent
 			    path, i, (unsigned long long)ph.p_paddr,
 			    (unsigned long long)ph.p_memsz);
 		memcpy(dst, img + ph.p_offset, ph.p_filesz);
+		if (ph.p_paddr + ph.p_memsz > *end) /* no overflow: guest_mem_ptr checked it */
+			*end = ph.p_paddr + ph.p_memsz;
 		memset(dst + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
 	}
 	if (!*entry)
@@ -126,8 +132,37 @@ int vmm_boot_load_elf(const struct guest_mem *m, const char *path, uint64_t *ent
 	return 0;
 }
 
+int vmm_boot_load_initrd(const struct guest_mem *m, uint64_t ram_size, uint64_t kernel_end,
+			 const char *path, uint64_t *gpa, uint64_t *size, struct kal_err **err)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	uint8_t *dst;
+	uint64_t at;
+
+	if (fd < 0)
+		return kal_err_sys(err, errno, "initrd `%s`", path);
+	if (fstat(fd, &st) < 0)
+		return kal_err_sys(err, errno, "initrd `%s`: stat", path);
+	if (!S_ISREG(st.st_mode) || st.st_size <= 0)
+		return kal_err_set(err, EINVAL, "initrd `%s`: not a non-empty regular file", path);
+	*size = (uint64_t)st.st_size;
+	at = (ram_size - *size) & ~0xfffull;
+	if (*size > ram_size || at < kernel_end)
+		return kal_err_set(
+		    err, ENOMEM, "initrd `%s`: %llu bytes do not fit in guest RAM above the kernel",
+		    path, (unsigned long long)*size);
+	dst = guest_mem_ptr(m, at, *size, true);
+	if (!dst)
+		return kal_err_set(err, ENOMEM, "initrd `%s`: outside guest RAM", path);
+	if (kal_read_all(fd, dst, *size, err) != (ssize_t)*size)
+		return kal_err_wrap(err, "initrd `%s`", path);
+	*gpa = at;
+	return 0;
+}
+
 int vmm_boot_setup_pvh(const struct guest_mem *m, uint64_t ram_size, const char *cmdline,
-		       struct kal_err **err)
+		       uint64_t initrd_gpa, uint64_t initrd_size, struct kal_err **err)
 {
 	/* flat 4 GiB segments: code 0x10 (exec/read), data 0x18 (read/write), tss 0x20 */
 	static const uint64_t gdt[5] = {
@@ -158,6 +193,15 @@ int vmm_boot_setup_pvh(const struct guest_mem *m, uint64_t ram_size, const char 
 	if (!(p = guest_mem_ptr(m, VMM_BOOT_GDT, sizeof(gdt), true)))
 		goto nomem;
 	memcpy(p, gdt, sizeof(gdt));
+	if (initrd_size) {
+		struct vmm_pvh_modlist_entry mod = { .paddr = initrd_gpa, .size = initrd_size };
+
+		si.nr_modules = 1;
+		si.modlist_paddr = VMM_BOOT_MODLIST;
+		if (!(p = guest_mem_ptr(m, VMM_BOOT_MODLIST, sizeof(mod), true)))
+			goto nomem;
+		memcpy(p, &mod, sizeof(mod));
+	}
 	if (!(p = guest_mem_ptr(m, VMM_BOOT_START_INFO, sizeof(si), true)))
 		goto nomem;
 	memcpy(p, &si, sizeof(si));

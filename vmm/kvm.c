@@ -67,7 +67,8 @@ struct vm {
 	int debug_out;
 	bool test_hooks;
 	struct vmm_serial serial;
-	uint8_t snapshot_status; /* VMM_PORT_SNAPSHOT reads: 0 ok, 1 failed */
+	pthread_mutex_t serial_lock; /* vCPU threads share COM1 */
+	uint8_t snapshot_status;     /* VMM_PORT_SNAPSHOT reads: 0 ok, 1 failed */
 	unsigned int nr_vcpus, nr_devs;
 	struct vmm_vcpu vcpus[VMM_MAX_VCPUS];
 	struct virtio_dev *devs[VMM_MAX_DEVS];
@@ -143,6 +144,16 @@ static bool vm_stopping(struct vm *vm)
 	return __atomic_load_n(&vm->stopping, __ATOMIC_SEQ_CST);
 }
 
+/* COM1's interrupt: IRQ 4 of the in-kernel PIC/IOAPIC, as a level */
+static void serial_set_irq(void *opaque, bool level)
+{
+	struct vm *vm = opaque;
+	struct kvm_irq_level l = { .irq = 4, .level = level };
+
+	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &l) < 0 && kal_log_ratelimit(&vm->rl_pio, 5))
+		kal_warn("vmm: KVM_IRQ_LINE: %m");
+}
+
 /* ---- exits ---- */
 
 /*
@@ -195,9 +206,11 @@ static void vcpu_pio(struct vm *vm, struct kvm_run *run)
 	}
 	if (run->io.port >= VMM_SERIAL_BASE && run->io.port < VMM_SERIAL_BASE + VMM_SERIAL_PORTS &&
 	    run->io.size == 1) {
+		pthread_mutex_lock(&vm->serial_lock);
 		for (uint32_t i = 0; i < run->io.count; i++)
 			vmm_serial_access(&vm->serial, run->io.port - VMM_SERIAL_BASE, data + i,
 					  run->io.direction == KVM_EXIT_IO_OUT);
+		pthread_mutex_unlock(&vm->serial_lock);
 		return;
 	}
 	if (run->io.direction == KVM_EXIT_IO_IN) {
@@ -208,6 +221,11 @@ static void vcpu_pio(struct vm *vm, struct kvm_run *run)
 		if (vm->debug_out >= 0 && write(vm->debug_out, data, len) < 0 &&
 		    kal_log_ratelimit(&vm->rl_pio, 5))
 			kal_warn("vmm: debug port output: %m");
+		return;
+	}
+	if (run->io.port == 0x64 && len == 1 && data[0] == 0xfe) {
+		/* i8042 "pulse reset line": Linux's default reboot method */
+		vm_request_stop(vm, VMM_EXIT_SHUTDOWN, 0, "guest reset the machine (i8042)");
 		return;
 	}
 	if (run->io.port == VMM_PORT_EXIT) {
@@ -646,6 +664,7 @@ static int vm_setup(struct vm *vm, const struct vmm_config *cfg, struct kal_err 
 	struct kvm_pit_config pit = { .flags = 0 };
 	size_t cl_len = strlen(cfg->cmdline ? cfg->cmdline : "") + 1;
 	uint64_t pmem_gpa = VMM_PMEM_BASE;
+	uint64_t kernel_end, initrd_gpa = 0, initrd_size = 0;
 	unsigned int slot = 1;
 	int r;
 
@@ -774,8 +793,13 @@ static int vm_setup(struct vm *vm, const struct vmm_config *cfg, struct kal_err 
 			vm->cmdline[at++] = ' ';
 		virtio_dev_cmdline(vm->devs[i], vm->cmdline + at, cl_len - at);
 	}
-	if (vmm_boot_load_elf(&vm->mem, cfg->kernel, &vm->entry, err) < 0 ||
-	    vmm_boot_setup_pvh(&vm->mem, cfg->ram_size, vm->cmdline, err) < 0)
+	if (vmm_boot_load_elf(&vm->mem, cfg->kernel, &vm->entry, &kernel_end, err) < 0)
+		return -1;
+	if (cfg->initrd && vmm_boot_load_initrd(&vm->mem, cfg->ram_size, kernel_end, cfg->initrd,
+						&initrd_gpa, &initrd_size, err) < 0)
+		return -1;
+	if (vmm_boot_setup_pvh(&vm->mem, cfg->ram_size, vm->cmdline, initrd_gpa, initrd_size, err) <
+	    0)
 		return -1;
 	for (unsigned int i = 0; i < cfg->cpus; i++)
 		if (vm_create_vcpu(vm, i, err) < 0)
@@ -791,7 +815,10 @@ struct vm *vmm_vm_create(const struct vmm_config *cfg, struct kal_err **err)
 	vm->debug_out = cfg->debug_out;
 	vm->test_hooks = cfg->test_hooks;
 	vm->serial.out_fd = cfg->serial_out;
+	vm->serial.set_irq = serial_set_irq;
+	vm->serial.opaque = vm;
 	pthread_mutex_init(&vm->exit_lock, NULL);
+	pthread_mutex_init(&vm->serial_lock, NULL);
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_fd < 0) {
 		kal_err_sys(err, errno, "eventfd");
@@ -914,6 +941,7 @@ void vmm_vm_destroy(struct vm *vm)
 	if (vm->stop_fd >= 0)
 		close(vm->stop_fd);
 	pthread_mutex_destroy(&vm->exit_lock);
+	pthread_mutex_destroy(&vm->serial_lock);
 	free(vm->srcs);
 	free(vm->cmdline);
 	free(vm);

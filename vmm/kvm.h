@@ -47,6 +47,7 @@ struct vmm_disk {
 struct vmm_config {
 	const char *kernel;  /* ELF with a PVH entry note */
 	const char *cmdline; /* the VMM appends the virtio_mmio.device= entries */
+	const char *initrd;  /* uncompressed initramfs (PVH module 0), or NULL */
 	uint64_t ram_size;   /* bytes, multiple of 2 MiB */
 	unsigned int cpus;   /* >= 1 */
 	int console_in;	     /* host fd feeding the virtio console, or -1 */

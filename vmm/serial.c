@@ -7,6 +7,15 @@
 #define LCR_DLAB      0x80
 #define MCR_LOOP      0x10
 #define LSR_THRE_TEMT 0x60
+#define IER_THRI      0x02
+#define IIR_NONE      0x01
+#define IIR_THRI      0x02
+
+static void serial_update_irq(struct vmm_serial *s)
+{
+	if (s->set_irq)
+		s->set_irq(s->opaque, (s->ier & IER_THRI) && s->thri_pending);
+}
 
 void vmm_serial_access(struct vmm_serial *s, unsigned int off, uint8_t *data, bool is_write)
 {
@@ -27,8 +36,13 @@ void vmm_serial_access(struct vmm_serial *s, unsigned int off, uint8_t *data, bo
 		case 1:
 			if (dlab)
 				s->dlm = v;
-			else
+			else {
+				/* enabling the interrupt with an empty transmitter raises it */
+				if ((v & IER_THRI) && !(s->ier & IER_THRI))
+					s->thri_pending = true;
 				s->ier = v & 0x0f;
+				serial_update_irq(s);
+			}
 			break;
 		case 2:
 			s->fcr = v;
@@ -53,7 +67,15 @@ void vmm_serial_access(struct vmm_serial *s, unsigned int off, uint8_t *data, bo
 		*data = dlab ? s->dlm : s->ier;
 		break;
 	case 2:
-		*data = 0x01 | (s->fcr & 1 ? 0xc0 : 0); /* no interrupt pending; FIFOs as set */
+		/* reading IIR acknowledges a transmitter-empty interrupt */
+		if ((s->ier & IER_THRI) && s->thri_pending) {
+			*data = IIR_THRI;
+			s->thri_pending = false;
+			serial_update_irq(s);
+		} else {
+			*data = IIR_NONE;
+		}
+		*data |= s->fcr & 1 ? 0xc0 : 0; /* FIFOs as set */
 		break;
 	case 3:
 		*data = s->lcr;

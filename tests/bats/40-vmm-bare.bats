@@ -40,7 +40,7 @@ run_guest() {
 	assert_line --regexp '^ok [0-9]+ - blk: sector 1 reads back$'
 	assert_line --regexp '^ok [0-9]+ - pmem: guest stores are dropped$'
 	assert_line --regexp '^ok [0-9]+ - rng: 64 bytes of entropy$'
-	assert_line "1..72"
+	assert_line "1..73"
 	assert_line "serial: hello from COM1"
 	[[ $stderr == *"vmm: guest exited with code 0 after "* ]]
 	# the guest's stores to pmem never reach the image
@@ -74,6 +74,7 @@ run_guest() {
 	assert_line --regexp '^ok [0-9]+ - irq: device interrupt delivered through the IOAPIC, status acked by the handler$'
 	assert_line --regexp '^ok [0-9]+ - irq: a halted vCPU is woken by the device interrupt$'
 	assert_line --regexp '^ok [0-9]+ - irq: console interrupt on its own line$'
+	assert_line --regexp '^ok [0-9]+ - irq: COM1 transmitter-empty interrupt on IRQ 4$'
 }
 
 @test "bare guest: device state survives save, scribble and restore mid-run" {

@@ -9,14 +9,19 @@
  *   mode bit 0 = 0: pop/read/write/push loop on a queue with rings at
  *                   0x0 (desc), 0x1000 (avail), 0x2000 (used)
  *   mode bit 0 = 1: the memory image's first 1 KiB is a script of register
- *                   accesses {u16 offset, u8 width|write, u32 value} to an rng
- *                   device, the rest is its guest memory
+ *                   accesses {u16 offset, u8 width|write, u32 value} to a
+ *                   device (mode bits 1-2: rng, blk on a memfd, console to
+ *                   /dev/null, pmem on a memfd), the rest is its guest memory
  * Invariants: no sanitizer report, at most `size` descriptors per chain and
  * at most `size` chains per kick, host allocations never sized by the guest.
  */
+#include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "lib/log.h"
 #include "vmm/mem.h"
@@ -62,9 +67,41 @@ static void fuzz_queue(const uint8_t *data, size_t size, struct guest_mem *m)
 	(void)size;
 }
 
-static void fuzz_transport(const uint8_t *script, size_t len, struct guest_mem *m)
+static char blk_path[64], pmem_path[64];
+static int null_fd = -1;
+
+static void backing_files(void)
 {
-	struct virtio_dev *vd = virtio_rng_create(m, 0xd0000000, 5, NULL);
+	int blk = memfd_create("fuzz-blk", 0), pmem = memfd_create("fuzz-pmem", 0);
+
+	if (blk < 0 || pmem < 0 || ftruncate(blk, 64 * 1024) < 0 || ftruncate(pmem, 2 << 20) < 0)
+		abort();
+	snprintf(blk_path, sizeof(blk_path), "/proc/self/fd/%d", blk);
+	snprintf(pmem_path, sizeof(pmem_path), "/proc/self/fd/%d", pmem);
+	null_fd = open("/dev/null", O_WRONLY);
+}
+
+static struct virtio_dev *make_dev(unsigned int kind, struct guest_mem *m)
+{
+	switch (kind) {
+	case 1:
+		return virtio_blk_create(m, 0xd0000000, 5, blk_path, false, "fuzz", NULL);
+	case 2:
+		return virtio_console_create(m, 0xd0000000, 5, -1, null_fd, NULL);
+	case 3:
+		return virtio_pmem_create(m, 0xd0000000, 5, pmem_path, 0x100000000ull, NULL);
+	default:
+		return virtio_rng_create(m, 0xd0000000, 5, NULL);
+	}
+}
+
+static void fuzz_transport(unsigned int kind, const uint8_t *script, size_t len,
+			   struct guest_mem *m)
+{
+	struct virtio_dev *vd = make_dev(kind, m);
+
+	if (!vd)
+		abort();
 
 	for (size_t i = 0; i + 7 <= len; i += 7) {
 		uint16_t off;
@@ -89,6 +126,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!once) {
 		kal_log_set_level(KAL_LOG_ERROR);
+		backing_files();
 		once = 1;
 	}
 	if (size < 4)
@@ -98,7 +136,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(ram, data + 4, img);
 	guest_mem_add(&m, 0, MEM_SIZE, ram, 0);
 	if (data[0] & 1)
-		fuzz_transport(ram, img < 1024 ? img : 1024, &m);
+		fuzz_transport((data[0] >> 1) & 3, ram, img < 1024 ? img : 1024, &m);
 	else
 		fuzz_queue(data, size, &m);
 	return 0;

@@ -642,9 +642,14 @@ void guest_exception(u64 vec, u64 rip)
 	guest_exit(3);
 }
 
+static volatile u32 serial_irqs;
+
 void guest_irq(u32 n)
 {
-	if (n < nr_devs) {
+	if (n == 7) {		  /* COM1 */
+		(void)inb(0x3fa); /* IIR read acknowledges transmitter-empty */
+		serial_irqs++;
+	} else if (n < nr_devs) {
 		struct dev *d = &devs[n];
 		u32 isr = rd(d, R_ISR);
 
@@ -679,14 +684,16 @@ static void irq_setup(void)
 
 	for (unsigned int v = 0; v < 32; v++)
 		set_gate(v, (u64)(unsigned long)exc_stubs + 16 * v);
-	for (unsigned int i = 0; i < nr_devs && i < 8; i++)
+	for (unsigned int i = 0; i < 8; i++)
 		set_gate(IRQ_VECTOR + i, (u64)(unsigned long)irq_stubs + 16 * i);
 	__asm__ volatile("lidt %0" : : "m"(idtr));
 	outb(0x21, 0xff); /* the legacy PICs stay masked: the IOAPIC delivers */
 	outb(0xa1, 0xff);
 	*(volatile u32 *)(LAPIC + 0xf0) = 0x1ff; /* software enable, spurious vector 0xff */
 	*(volatile u32 *)(LAPIC + 0x80) = 0;	 /* accept every priority */
-	for (unsigned int i = 0; i < nr_devs && i < 8; i++) {
+	ioapic_write(0x11 + 2 * 4, 0);		 /* COM1, ISA IRQ 4, on stub 7 */
+	ioapic_write(0x10 + 2 * 4, IRQ_VECTOR + 7);
+	for (unsigned int i = 0; i < nr_devs && i < 7; i++) {
 		/* edge, active high, fixed delivery to APIC 0, unmasked */
 		ioapic_write(0x11 + 2 * devs[i].irq, 0);
 		ioapic_write(0x10 + 2 * devs[i].irq, IRQ_VECTOR + i);
@@ -725,6 +732,12 @@ static void test_interrupts(struct dev *rng, struct dev *con)
 	put_dec(halts);
 	puts_dbg(" times\n");
 	ok(rng->irqs > before, "irq: a halted vCPU is woken by the device interrupt");
+	/* COM1: enabling the transmitter-empty interrupt raises IRQ 4 */
+	outb(0x3f9, 0x02);
+	for (unsigned long spin = 0; spin < 100000 && !serial_irqs; spin++)
+		__asm__ volatile("pause");
+	outb(0x3f9, 0x00);
+	ok(serial_irqs > 0, "irq: COM1 transmitter-empty interrupt on IRQ 4");
 	if (con) {
 		before = con->irqs;
 		memcpy(bufs[0], "irq\n", 4);
