@@ -65,6 +65,7 @@ int kal_proto_type_known(uint16_t t)
 	case KAL_MSG_EXIT:
 	case KAL_MSG_LIST:
 	case KAL_MSG_LIST_REPLY:
+	case KAL_MSG_DETACH:
 	case KAL_MSG_FILE_READ:
 	case KAL_MSG_FILE_WRITE:
 	case KAL_MSG_FILE_DATA:
@@ -114,6 +115,8 @@ const char *kal_proto_type_name(uint16_t t)
 		return "LIST";
 	case KAL_MSG_LIST_REPLY:
 		return "LIST_REPLY";
+	case KAL_MSG_DETACH:
+		return "DETACH";
 	case KAL_MSG_FILE_READ:
 		return "FILE_READ";
 	case KAL_MSG_FILE_WRITE:

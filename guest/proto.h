@@ -32,8 +32,10 @@
  *
  * Messages (C = client/host -> agent, A = agent -> client):
  *   HELLO      C,A  u32 version, u32 max_payload, str software ("kal 0.1")
- *                   The client speaks first; the agent answers with its own
- *                   version.  A version mismatch is a hard error on the side
+ *                   The agent sends one unsolicited HELLO when it starts
+ *                   serving (so the supervisor can tell "agent ready"), and
+ *                   answers every client HELLO with its own.  A receiver
+ *                   must accept a HELLO at any time.  A version mismatch is a hard error on the side
  *                   that sees it ("agent protocol version 2, kal speaks 1:
  *                   rebuild the VM's agent").
  *   PING       C    u64 cookie                 -> PONG u64 cookie (liveness)
@@ -55,6 +57,8 @@
  *   SIGNAL     C    u32 signo (delivered to the session's process group)
  *   WAIT       C    -         (attach to a session: flush its buffered
  *                   output, then stream; EXIT follows when it ends)
+ *   DETACH     C    -         (the client went away: the session keeps
+ *                   running, output is kept bounded until a WAIT)
  *   EXIT       A    u8 kind (KAL_EXIT_KIND_*), i32 code, u32 signo
  *                   kind EXITED: code = exit status; SIGNALED: signo set,
  *                   code = 128 + signo.  Last frame of a session.
@@ -116,6 +120,7 @@ enum kal_msg_type {
 	KAL_MSG_EXIT = 0x19,
 	KAL_MSG_LIST = 0x1a,
 	KAL_MSG_LIST_REPLY = 0x1b,
+	KAL_MSG_DETACH = 0x1c,
 	KAL_MSG_FILE_READ = 0x20,
 	KAL_MSG_FILE_WRITE = 0x21,
 	KAL_MSG_FILE_DATA = 0x22,
