@@ -35,7 +35,10 @@
  *                   The agent sends one unsolicited HELLO when it starts
  *                   serving (so the supervisor can tell "agent ready"), and
  *                   answers every client HELLO with its own.  A receiver
- *                   must accept a HELLO at any time.  A version mismatch is a hard error on the side
+ *                   must accept a HELLO at any time.  A host need not send
+ *                   HELLO (the supervisor checks the agent's); after a HELLO
+ *                   with another version the agent answers every request
+ *                   with ERROR until a HELLO with its version.  A version mismatch is a hard error on the side
  *                   that sees it ("agent protocol version 2, kal speaks 1:
  *                   rebuild the VM's agent").
  *   PING       C    u64 cookie                 -> PONG u64 cookie (liveness)

@@ -60,7 +60,7 @@ struct session {
 
 static struct {
 	int fd;
-	bool up, hello, test_mode;
+	bool up, mismatch, test_mode;
 	struct kal_proto_reader rd;
 	struct bq out;
 	struct session *sessions;
@@ -166,6 +166,23 @@ static void sess_emit(struct session *s, const uint8_t *frame, long n)
 }
 
 /* ---- sessions ---- */
+
+static struct session *sess_find(uint32_t id);
+
+/*
+ * A well-framed message with a bad payload: only its session suffers (the
+ * supervisor forwards clients' payloads unparsed, so one bad client must not
+ * disturb the others).  The session, if any, goes on detached.
+ */
+static void frame_rejected(uint32_t sid, uint16_t type)
+{
+	struct session *s = sid ? sess_find(sid) : NULL;
+
+	agent_log("rejected a malformed %s frame (session %u)", kal_proto_type_name(type), sid);
+	send_error(sid, EPROTO, "malformed %s frame", kal_proto_type_name(type));
+	if (s)
+		s->attached = false;
+}
 
 static struct session *sess_find(uint32_t id)
 {
@@ -311,7 +328,7 @@ static void handle_spawn(uint32_t sid, const uint8_t *p, size_t n)
 	int rc;
 
 	if (kal_proto_dec_spawn(p, n, &m) < 0) {
-		chan_reset("malformed SPAWN frame");
+		frame_rejected(sid, KAL_MSG_SPAWN);
 		return;
 	}
 	s = sess_new(sid, SESS_PROC);
@@ -400,7 +417,7 @@ static void handle_file_read(uint32_t sid, const uint8_t *p, size_t n)
 	kal_proto_r_init(&r, p, n);
 	path = kal_proto_r_str(&r);
 	if (kal_proto_r_end(&r) < 0) {
-		chan_reset("malformed FILE_READ frame");
+		frame_rejected(sid, KAL_MSG_FILE_READ);
 		return;
 	}
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
@@ -435,7 +452,7 @@ static void handle_file_write(uint32_t sid, const uint8_t *p, size_t n)
 	mode = kal_proto_r_u32(&r);
 	path = kal_proto_r_str(&r);
 	if (kal_proto_r_end(&r) < 0 || !path[0]) {
-		chan_reset("malformed FILE_WRITE frame");
+		frame_rejected(sid, KAL_MSG_FILE_WRITE);
 		return;
 	}
 	if (asprintf(&tmp, "%s.kal-tmp.%u", path, sid) < 0)
@@ -535,20 +552,25 @@ static void handle_frame(const struct kal_frame_hdr *h, const uint8_t *p)
 
 	if (h->type == KAL_MSG_HELLO) {
 		if (kal_proto_dec_hello(p, h->len, &hello) < 0) {
-			chan_reset("malformed HELLO frame");
+			frame_rejected(h->session, h->type);
 			return;
 		}
 		/* answer with our version either way; the host reports a mismatch */
 		send_hello();
-		A.hello = hello.version == KAL_PROTO_VERSION;
-		if (!A.hello)
+		A.mismatch = hello.version != KAL_PROTO_VERSION;
+		if (A.mismatch)
 			agent_log("host speaks protocol version %u, this agent %u", hello.version,
 				  KAL_PROTO_VERSION);
 		return;
 	}
-	if (!A.hello) {
-		send_error(h->session, EPROTO, "%s before HELLO", kal_proto_type_name(h->type));
-		chan_reset(NULL);
+	/*
+	 * The agent announces its version first, so a host that sends no HELLO
+	 * (the supervisor checks the agent's) is served; one that announced a
+	 * different version is not, until it says HELLO with ours.
+	 */
+	if (A.mismatch) {
+		send_error(h->session, EPROTO, "protocol version mismatch: agent speaks %u",
+			   KAL_PROTO_VERSION);
 		return;
 	}
 	switch (h->type) {
@@ -678,7 +700,7 @@ static void handle_frame(const struct kal_frame_hdr *h, const uint8_t *p)
 		file_write_end(s);
 		return;
 	}
-	chan_reset("malformed frame from the host");
+	frame_rejected(h->session, h->type);
 }
 
 /*
@@ -690,11 +712,10 @@ static void chan_reset(const char *why)
 {
 	if (why) {
 		agent_log("channel reset: %s", why);
-		if (A.hello)
-			send_error(0, EPROTO, "agent: %s", why);
+		send_error(0, EPROTO, "agent: %s", why);
 	}
 	A.rd.have = 0;
-	A.hello = false;
+	A.mismatch = false;
 	for (struct session *s = A.sessions; s; s = s->next)
 		s->attached = false;
 }
