@@ -32,20 +32,20 @@ struct machine_layer {
  * duration of start(); engines copy what they keep.
  */
 struct machine_config {
-	const char *name;	/* VM name, also the guest hostname */
+	const char *name;		    /* VM name, also the guest hostname */
 	const struct machine_layer *layers; /* bottom first */
 	size_t n_layers;
-	const char *upper_path;	/* sparse ext4 file, read-write */
+	const char *upper_path;	 /* sparse ext4 file, read-write */
 	const char *kernel_path; /* uncompressed vmlinux */
 	const char *initrd_path; /* uncompressed newc cpio holding /init (kal-init) */
 	unsigned int memory_mib;
 	unsigned int vcpus;
 	enum machine_net net;
 	const char *extra_cmdline; /* appended to the kernel command line, may be NULL */
-	const char *state_dir;	/* the VM directory: engines put their private files here */
-	const char *console_log; /* informational: where the supervisor keeps the console */
-	bool nested_quirks;	/* pass kal.nested_quirks=1 (emulated-kernel-mode hosts) */
-	bool verbose;		/* keep the engine's own diagnostics in <state_dir>/engine.log */
+	const char *state_dir;	   /* the VM directory: engines put their private files here */
+	const char *console_log;   /* informational: where the supervisor keeps the console */
+	bool nested_quirks;	   /* pass kal.nested_quirks=1 (emulated-kernel-mode hosts) */
+	bool verbose;		   /* keep the engine's own diagnostics in <state_dir>/engine.log */
 };
 
 /* One running VM; engines embed this as the first member and use container_of. */
