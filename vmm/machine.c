@@ -112,6 +112,39 @@ char *machine_cmdline(const struct machine_config *cfg, const char *layerdev)
 			 cfg->extra_cmdline ? cfg->extra_cmdline : "");
 }
 
+char *machine_kernel_find(struct kal_err **err)
+{
+	const char *env = getenv("KAL_KERNEL");
+	char self[4096];
+	ssize_t n;
+
+	if (env && *env) {
+		if (access(env, R_OK) < 0)
+			return kal_err_sys(err, errno, "kernel `%s` (from KAL_KERNEL)", env), NULL;
+		return xstrdup(env);
+	}
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		char *slash, *path;
+
+		self[n] = '\0';
+		slash = strrchr(self, '/');
+		if (slash) {
+			*slash = '\0';
+			path = xasprintf("%s/vmlinux", self);
+			if (access(path, R_OK) == 0)
+				return path;
+			free(path);
+		}
+	}
+	if (access("/usr/local/lib/kal/vmlinux", R_OK) == 0)
+		return xstrdup("/usr/local/lib/kal/vmlinux");
+	return kal_err_set(err, ENOENT,
+			   "no guest kernel found (set KAL_KERNEL, or put vmlinux next to the kal "
+			   "binary: `make kernel`)"),
+	       NULL;
+}
+
 /* ---- KVM speed probe ---------------------------------------------------- */
 
 static double now_ns(void)

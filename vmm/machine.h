@@ -111,6 +111,12 @@ double machine_kvm_probe_ns(struct kal_err **err);
 /* Threshold above which KVM counts as emulated (ns per probe iteration). */
 #define MACHINE_KVM_FAST_NS 50.0
 
+/*
+ * The guest kernel: $KAL_KERNEL, else <dir of /proc/self/exe>/vmlinux, else
+ * /usr/local/lib/kal/vmlinux.  Caller frees.
+ */
+char *machine_kernel_find(struct kal_err **err);
+
 /* Kernel command line shared by engines (no trailing space); caller frees. */
 char *machine_cmdline(const struct machine_config *cfg, const char *layerdev);
 
