@@ -301,10 +301,26 @@ static int listen_open(struct sup *s, struct kal_err **err)
 	return 0;
 }
 
-static bool agent_end_type(uint16_t t)
+/* Does this agent frame end the session?  Depends on what opened it: a PING
+ * on a running SPAWN session gets a PONG that must not end the session. */
+static bool agent_ends(uint16_t t, uint16_t kind)
 {
-	return t == KAL_MSG_EXIT || t == KAL_MSG_ERROR || t == KAL_MSG_LIST_REPLY ||
-	       t == KAL_MSG_PONG || t == KAL_MSG_OK || t == KAL_MSG_FILE_END;
+	switch (t) {
+	case KAL_MSG_ERROR:
+		return true;
+	case KAL_MSG_EXIT:
+		return kind == KAL_MSG_SPAWN || kind == KAL_MSG_WAIT;
+	case KAL_MSG_PONG:
+		return kind == KAL_MSG_PING;
+	case KAL_MSG_LIST_REPLY:
+		return kind == KAL_MSG_LIST;
+	case KAL_MSG_OK:
+		return kind == KAL_MSG_FILE_WRITE;
+	case KAL_MSG_FILE_END:
+		return kind == KAL_MSG_FILE_READ;
+	default:
+		return false;
+	}
 }
 
 static bool agent_may_send(uint16_t t)
@@ -370,8 +386,7 @@ static void agent_frame(struct sup *s, const struct kal_frame_hdr *h, const uint
 	if (!se)
 		return; /* its client went away */
 	frame_push(&se->c->out, h->type, se->local, p, h->len);
-	if (agent_end_type(h->type) &&
-	    !(h->type == KAL_MSG_FILE_END && se->kind == KAL_MSG_FILE_WRITE))
+	if (agent_ends(h->type, se->kind))
 		se->c = NULL;
 }
 
