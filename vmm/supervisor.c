@@ -644,7 +644,12 @@ static void sup_finish(struct sup *s)
 	if (!s->exit_desc[0] && s->m && !s->ops->wait(s->m, s->exit_desc, sizeof(s->exit_desc)))
 		snprintf(s->exit_desc, sizeof(s->exit_desc), "stopped");
 	snprintf(desc, sizeof(desc), "VM `%s` ended (%s)", s->name, s->exit_desc);
-	ready_report(s, "error: %s\n", desc);
+	if (s->ready_fd >= 0) {
+		_cleanup_free_ char *tail = console_tail(s, 300);
+
+		ready_report(s, "error: VM `%s` stopped before its agent was ready (%s); console: %s\n",
+			     s->name, s->exit_desc, tail);
+	}
 	if (s->listen_fd >= 0) {
 		close(s->listen_fd);
 		unlink(s->sock_path);
