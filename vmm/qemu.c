@@ -353,9 +353,16 @@ static struct machine *qemu_start(const struct machine_config *cfg, struct kal_e
 		dup2(null, 0);
 		dup2(null, 1);
 		dup2(logfd >= 0 ? logfd : null, 2);
-		/* dup2 clears FD_CLOEXEC on the targets, which is what QEMU needs */
-		if (dup2(sp_agent[1], QEMU_FD_AGENT) < 0 || dup2(sp_qmp[1], QEMU_FD_QMP) < 0 ||
-		    dup2(sp_con[1], QEMU_FD_CONSOLE) < 0)
+		/*
+		 * Move the ends out of the way first (one may already sit on 3..5),
+		 * then dup2, which clears FD_CLOEXEC on the targets as QEMU needs.
+		 */
+		int a_fd = fcntl(sp_agent[1], F_DUPFD_CLOEXEC, 10);
+		int q_fd = fcntl(sp_qmp[1], F_DUPFD_CLOEXEC, 10);
+		int c_fd = fcntl(sp_con[1], F_DUPFD_CLOEXEC, 10);
+
+		if (a_fd < 0 || q_fd < 0 || c_fd < 0 || dup2(a_fd, QEMU_FD_AGENT) < 0 ||
+		    dup2(q_fd, QEMU_FD_QMP) < 0 || dup2(c_fd, QEMU_FD_CONSOLE) < 0)
 			_exit(125);
 		execvp(a.v[0], a.v);
 		dprintf(2, "exec %s: %s\n", a.v[0], strerror(errno));

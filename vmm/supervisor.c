@@ -827,7 +827,10 @@ static int sup_loop(struct sup *s)
 			agent_lost(s, "write failed");
 		if (s->agent_dead && !s->done) {
 			/* the agent never exits: a dead channel means a dead guest */
-			snprintf(s->exit_desc, sizeof(s->exit_desc), "guest agent lost");
+			usleep(100000); /* QEMU closing the port usually means it is exiting */
+			if (!s->ops->wait(s->m, s->exit_desc, sizeof(s->exit_desc)))
+				snprintf(s->exit_desc, sizeof(s->exit_desc), "guest agent lost");
+			console_drain(s);
 			sup_stop(s);
 			break;
 		}
@@ -878,6 +881,8 @@ int supervisor_main(const char *home, const char *name, int ready_fd, struct kal
 	s->home = home;
 	s->name = name;
 	s->ready_fd = ready_fd;
+	if (ready_fd >= 0)
+		fcntl(ready_fd, F_SETFD, FD_CLOEXEC);
 	s->listen_fd = s->sig_fd = s->log_fd = -1;
 	s->started = time(NULL);
 	s->boot_timeout_s = bt && atoi(bt) > 0 ? atoi(bt) : SUPERVISOR_BOOT_TIMEOUT_S;
@@ -974,11 +979,19 @@ int supervisor_spawn(const char *home, const char *name, struct kal_err **err)
 		dup2(null, 0);
 		dup2(null, 1);
 		dup2(log >= 0 ? log : null, 2);
+		/* nothing of the caller's (a test harness's pipes, a terminal) stays open */
+		if (p[1] < 4) {
+			int hi = fcntl(p[1], F_DUPFD_CLOEXEC, 4);
+
+			if (hi >= 0)
+				p[1] = hi;
+		}
 		if (p[1] != 3) {
 			dup2(p[1], 3);
 		} else {
 			fcntl(3, F_SETFD, 0);
 		}
+		close_range(4, ~0U, 0);
 		snprintf(fdarg, sizeof(fdarg), "%d", 3);
 		execl("/proc/self/exe", "kal", "--home", home, "__supervise", "--ready-fd", fdarg,
 		      name, (char *)NULL);
