@@ -119,6 +119,9 @@ static int doctor_exec(struct kal_ctx *ctx, int argc, char **argv, struct kal_er
 		char reason[256];
 		enum machine_avail a = machine_engines[i]->available(reason, sizeof(reason));
 
+		if (a != MACHINE_AVAIL_NO && machine_engines[i]->describe)
+			machine_engines[i]->describe(reason, sizeof(reason));
+
 		printf("%-8s %s: %s%s\n", "engine", machine_engines[i]->name,
 		       a == MACHINE_AVAIL_NO ? "not available: " : "", reason);
 	}

@@ -61,8 +61,10 @@ enum machine_avail {
 
 struct machine_ops {
 	const char *name;
-	/* Can this engine run here?  Fills reason (always, also for YES: "qemu 7.2.22, tcg"). */
+	/* Can this engine run here (cheap: called on every `kal run`)?  Fills reason always. */
 	enum machine_avail (*available)(char *reason, size_t len);
+	/* Optional: a longer description for `kal doctor` (versions; may be slow). */
+	void (*describe)(char *buf, size_t len);
 	/* Boot; returns with the VM running (not necessarily the agent ready). */
 	struct machine *(*start)(const struct machine_config *cfg, struct kal_err **err);
 	/*

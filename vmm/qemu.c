@@ -112,20 +112,52 @@ static const char *qemu_accel(char *why, size_t len)
 	return cached;
 }
 
+/* Is the QEMU binary on PATH (or at $KAL_QEMU)?  Cheaper than running it. */
+static bool qemu_found(void)
+{
+	const char *bin = qemu_bin(), *path = getenv("PATH");
+
+	if (strchr(bin, '/'))
+		return access(bin, X_OK) == 0;
+	if (!path)
+		path = "/usr/bin:/bin";
+	while (*path) {
+		size_t n = strcspn(path, ":");
+		_cleanup_free_ char *p = xasprintf("%.*s/%s", (int)n, path, bin);
+
+		if (n && access(p, X_OK) == 0)
+			return true;
+		path += n + (path[n] == ':');
+	}
+	return false;
+}
+
 static enum machine_avail qemu_available(char *reason, size_t len)
 {
-	_cleanup_free_ char *ver = qemu_version();
 	char why[160];
 	const char *accel;
 
-	if (!ver) {
+	if (!qemu_found()) {
 		snprintf(reason, len, "`%s` not found (apt-get install qemu-system-x86)",
 			 qemu_bin());
 		return MACHINE_AVAIL_NO;
 	}
 	accel = qemu_accel(why, sizeof(why));
-	snprintf(reason, len, "qemu %s, %s (%s)", ver, accel, why);
+	snprintf(reason, len, "%s, %s (%s)", qemu_bin(), accel, why);
+	/* TCG, or KVM through QEMU: works everywhere, never the fast path */
 	return MACHINE_AVAIL_SLOW;
+}
+
+static void qemu_describe(char *buf, size_t len)
+{
+	_cleanup_free_ char *ver = qemu_version();
+	char why[160];
+	const char *accel = qemu_accel(why, sizeof(why));
+
+	if (!ver)
+		snprintf(buf, len, "`%s` does not run", qemu_bin());
+	else
+		snprintf(buf, len, "qemu %s, accel %s (%s)", ver, accel, why);
 }
 
 struct argv_buf {
@@ -469,6 +501,7 @@ static void qemu_destroy(struct machine *m)
 const struct machine_ops machine_qemu_ops = {
 	.name = "qemu",
 	.available = qemu_available,
+	.describe = qemu_describe,
 	.start = qemu_start,
 	.stop = qemu_stop,
 	.exit_fd = qemu_exit_fd,

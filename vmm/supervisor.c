@@ -647,8 +647,9 @@ static void sup_finish(struct sup *s)
 	if (s->ready_fd >= 0) {
 		_cleanup_free_ char *tail = console_tail(s, 300);
 
-		ready_report(s, "error: VM `%s` stopped before its agent was ready (%s); console: %s\n",
-			     s->name, s->exit_desc, tail);
+		ready_report(
+		    s, "error: VM `%s` stopped before its agent was ready (%s); console: %s\n",
+		    s->name, s->exit_desc, tail);
 	}
 	if (s->listen_fd >= 0) {
 		close(s->listen_fd);
