@@ -7,6 +7,14 @@
  * no connect races and no output lost before kal attaches.  The VM ends
  * through QMP `quit` (microvm without ACPI cannot power off), SIGKILL last.
  * QEMU dies with the supervisor (PR_SET_PDEATHSIG).
+ *
+ * Layers are read-only virtio-blk disks: QEMU 7.2 has no virtio-pmem-device
+ * (mmio) model at all, only virtio-pmem-pci, and microvm here has no PCI
+ * (checked: "'virtio-pmem-device' is not a valid device model name").
+ * --net user is QEMU's slirp with its defaults (restrict=off): the guest
+ * reaches the host's loopback services through 10.0.2.2, which QEMU 7.2
+ * cannot turn off without cutting all egress (FIXME: kvm engine's libslirp
+ * sets disable_host_loopback; reliability.md B6).
  */
 #include <errno.h>
 #include <fcntl.h>

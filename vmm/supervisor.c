@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -882,6 +883,7 @@ int supervisor_main(const char *home, const char *name, int ready_fd, struct kal
 	s->home = home;
 	s->name = name;
 	s->ready_fd = ready_fd;
+	prctl(PR_SET_NAME, "kal-supervise");
 	if (ready_fd >= 0)
 		fcntl(ready_fd, F_SETFD, FD_CLOEXEC);
 	s->listen_fd = s->sig_fd = s->log_fd = -1;

@@ -43,14 +43,25 @@ vm_qemu_pid() {
 	pgrep -P "$(vm_pid "$1")" qemu-system
 }
 
+# proc_alive PID: running (a zombie waiting for its reaper counts as gone)
+proc_alive() {
+	local st
+	st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ -n "$st" ] && [ "$st" != Z ]
+}
+
 # assert_vm_gone NAME SUPERVISOR_PID QEMU_PID: no process, socket, pid file left
 assert_vm_gone() {
 	local name=$1 spid=$2 qpid=$3
-	if kill -0 "$spid" 2>/dev/null; then
+	for _ in $(seq 50); do
+		proc_alive "$spid" || proc_alive "$qpid" || break
+		sleep 0.1
+	done
+	if proc_alive "$spid"; then
 		echo "supervisor $spid still running" >&2
 		return 1
 	fi
-	if kill -0 "$qpid" 2>/dev/null; then
+	if proc_alive "$qpid"; then
 		echo "qemu $qpid still running" >&2
 		return 1
 	fi
