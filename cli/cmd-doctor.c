@@ -97,8 +97,14 @@ static void doctor_agent(void)
 		row("agent", "embedded agent unusable: %s", err ? err->msg : strerror(errno));
 		kal_err_free(err);
 	} else {
+		size_t alen = 0;
+		char asize[32];
+
+		vmm_initrd_agent(&alen);
+		kal_format_size((uint64_t)alen, asize, sizeof(asize));
 		kal_format_size((uint64_t)st.st_size, size, sizeof(size));
-		row("agent", "kal-init embedded (initramfs %s, uncompressed cpio)", size);
+		row("agent", "kal-init embedded (%s static binary, %s uncompressed initramfs)", asize,
+		    size);
 	}
 	if (fd >= 0)
 		close(fd);
