@@ -95,7 +95,8 @@ DEB_PACKAGES = build-essential pkg-config git libcurl4-openssl-dev libarchive-de
 	docker-registry erofs-utils mmdebstrap busybox-static skopeo umoci jq curl zstd \
 	e2fsprogs python3 clang-format shellcheck
 deps:
-	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DEB_PACKAGES)
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES)
 
 FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 format:

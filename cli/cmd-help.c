@@ -28,7 +28,8 @@ const struct kal_cmd kal_cmd_help = {
 	.name = "help",
 	.summary = "show help for kal or one command",
 	.usage = "[COMMAND]",
-	.description = "Without an argument, list the commands. With one, print its usage and options.",
+	.description =
+	    "Without an argument, list the commands. With one, print its usage and options.",
 	.args = KAL_ARG_COMMAND,
 	.exec = help_exec,
 };

@@ -58,8 +58,8 @@ int kal_cmd_getopt(const struct kal_cmd *cmd, int argc, char **argv, const char 
 	for (const struct kal_opt *o = cmd->opts; o && o->name && n < ARRAY_SIZE(lopts) - 1; o++) {
 		int id = o->id ? o->id : o->short_name;
 
-		lopts[n++] = (struct option){ o->name, o->arg ? required_argument : no_argument,
-					      NULL, id };
+		lopts[n++] =
+		    (struct option){ o->name, o->arg ? required_argument : no_argument, NULL, id };
 		if (o->short_name && s + 3 < sizeof(sopts)) {
 			sopts[s++] = o->short_name;
 			if (o->arg)

@@ -8,9 +8,10 @@
 
 void kal_help_print_main(FILE *f)
 {
-	fprintf(f, "usage: kal [--home DIR] [-v] COMMAND [ARGS...]\n\n"
-		   "Pull OCI images into a page-aligned EROFS layer cache and run them in microVMs.\n\n"
-		   "Commands:\n");
+	fprintf(
+	    f, "usage: kal [--home DIR] [-v] COMMAND [ARGS...]\n\n"
+	       "Pull OCI images into a page-aligned EROFS layer cache and run them in microVMs.\n\n"
+	       "Commands:\n");
 	for (size_t i = 0; kal_cmds[i]; i++) {
 		if (kal_cmds[i]->flags & KAL_CMD_HIDDEN)
 			continue;

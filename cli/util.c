@@ -39,6 +39,9 @@ void kal_format_size(uint64_t n, char *buf, unsigned long len)
 	if (u == 0)
 		snprintf(buf, len, "%llu B", (unsigned long long)n);
 	else
-		snprintf(buf, len, v < 10 ? "%.2f %s" : v < 100 ? "%.1f %s" : "%.0f %s", v,
-			 units[u]);
+		snprintf(buf, len,
+			 v < 10	   ? "%.2f %s"
+			 : v < 100 ? "%.1f %s"
+				   : "%.0f %s",
+			 v, units[u]);
 }

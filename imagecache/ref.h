@@ -16,9 +16,9 @@
 struct kal_err;
 
 struct ic_ref {
-	char *domain;	/* "docker.io", "127.0.0.1:5000", "localhost" */
-	char *repo;	/* "library/debian" */
-	char *tag;	/* "latest" when neither tag nor digest was given; NULL if digest only */
+	char *domain; /* "docker.io", "127.0.0.1:5000", "localhost" */
+	char *repo;   /* "library/debian" */
+	char *tag;    /* "latest" when neither tag nor digest was given; NULL if digest only */
 	bool has_digest;
 	struct ic_digest digest;
 };
@@ -33,5 +33,8 @@ char *ic_ref_familiar(const struct ic_ref *ref);
 char *ic_ref_api_host(const char *domain);
 /* true for 127.0.0.0/8, ::1 and localhost, with or without a port */
 bool ic_ref_domain_is_loopback(const char *domain);
+/* Grammar checks for strings that end up in registry URLs (repo path, tag) */
+bool ic_ref_repo_valid(const char *repo);
+bool ic_ref_tag_valid(const char *tag);
 
 #endif
