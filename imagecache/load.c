@@ -196,13 +196,14 @@ static int layout_import_manifest(struct ic_store *s, const struct layout *lo,
 			     err) < 0)
 		return kal_err_wrap(err, "manifest");
 	if (ic_manifest_parse(mbuf, mlen, desc->media_type, &m, err) < 0)
-		return kal_err_wrap(err, "manifest");
+		return -1;
 	if (layout_read_blob(lo, &m.config.digest, m.config.size, IC_MAX_CONFIG_SIZE, &cbuf, &clen,
-			     err) < 0 ||
-	    ic_config_parse(cbuf, clen, &cfg, err) < 0) {
+			     err) < 0) {
 		kal_err_wrap(err, "config");
 		goto out;
 	}
+	if (ic_config_parse(cbuf, clen, &cfg, err) < 0)
+		goto out;
 	if (cfg.n_diff_ids != m.n_layers) {
 		kal_err_set(err, EINVAL,
 			    "config lists %zu diff_ids but the manifest has %zu layers",

@@ -299,15 +299,18 @@ config_of() {
 	local layout m config layer
 	layout=$("$KAL_FIXTURES_DIR/mkdebian.sh")
 	[ "$layout" = "$(fixture_build debian)" ]
-	m=$(fixture_blob debian "$(fixture_digest debian)")
+	m=$(fixture_manifest debian)
 	assert_equal "$(jq -r '.layers | length' "$m")" 1
 	assert_equal "$(jq -r '.layers[0].mediaType' "$m")" application/vnd.oci.image.layer.v1.tar+gzip
 	config=$(config_of "$layout" "$(fixture_digest debian)")
 	assert_equal "$(jq -c .config.Cmd "$config")" '["bash"]'
 	layer=$(fixture_blob debian "$(jq -r '.layers[0].digest' "$m")")
-	run tar -xzOf "$layer" ./etc/debian_version
+	gzip -dc "$layer" >"$BATS_TEST_TMPDIR/rootfs.tar"
+	assert_equal "sha256:$(sha256sum <"$BATS_TEST_TMPDIR/rootfs.tar" | cut -d' ' -f1)" \
+		"$(jq -r '.rootfs.diff_ids[0]' "$config")"
+	run tar -xOf "$BATS_TEST_TMPDIR/rootfs.tar" ./etc/debian_version
 	assert_output --regexp '^12\.[0-9]+$'
-	tar -tzf "$layer" >"$BATS_TEST_TMPDIR/list"
+	tar -tf "$BATS_TEST_TMPDIR/rootfs.tar" >"$BATS_TEST_TMPDIR/list"
 	grep -qx ./usr/bin/bash "$BATS_TEST_TMPDIR/list"
 	grep -qx ./usr/bin/apt-get "$BATS_TEST_TMPDIR/list"
 	# merged /usr via usr-is-merged, not usrmerge (which pulls in perl)
