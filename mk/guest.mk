@@ -46,3 +46,9 @@ $(BUILD)/guest/agent-blob.o: $(BUILD)/guest/agent-blob.S $(GUEST_AGENT)
 	$(Q)$(CC) -c -o $@ $<
 
 -include $(wildcard $(BUILD)/guest-musl/*.d)
+
+# fuzz targets (mk/fuzz.mk, read before this file) link the core objects,
+# which use the codec too: an extra prerequisite lands in their $^
+ifneq ($(FUZZ_BINS),)
+$(FUZZ_BINS): $(FUZZ_BUILD)/obj/guest/proto.o $(BUILD)/guest/agent-blob.o
+endif
