@@ -7,12 +7,14 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "../imagecache/image.h"
 #include "../lib/cleanup.h"
 #include "../lib/err.h"
+#include "../lib/log.h"
 #include "../lib/xalloc.h"
 #include "../pty/session.h"
+#include "../vmm/vmstate.h"
 #include "cmd.h"
 #include "exec.h"
 
@@ -115,48 +117,85 @@ void kal_exec_args_free(struct kal_exec_args *a)
 	a->nowned = 0;
 }
 
-static bool vm_name_valid(const char *s)
+/*
+ * Like docker exec: the image's Env comes first (-e wins, the agent keeps the
+ * last of a name), and its WorkingDir and User apply unless -w/-u are given.
+ * An image that left the cache only costs those defaults.
+ */
+static const char **image_defaults(const char *home, const char *vm, struct kal_exec_args *a,
+				   struct ic_image **img_out)
 {
-	size_t n = strlen(s);
+	struct vm_config *cfg = NULL;
+	struct ic_image *img = NULL;
+	struct kal_err *e = NULL;
+	const char **all;
+	size_t ni = 0;
 
-	if (n < 1 || n > 63 || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
-		return false;
-	for (size_t i = 1; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
-		      strchr("_.-", s[i])))
-			return false;
-	return true;
+	if (vmstate_load(home, vm, &cfg, &e) < 0 ||
+	    ic_image_open(home, cfg->image_digest ? cfg->image_digest : cfg->image, false, &img,
+			  &e) < 0) {
+		kal_debug("exec %s: no image defaults: %s", vm, e ? e->msg : "?");
+		kal_err_free(e);
+		vm_config_free(cfg);
+		return NULL;
+	}
+	vm_config_free(cfg);
+	for (char **p = img->config.env; p && *p; p++)
+		ni++;
+	all = xcalloc(ni + a->so.envc + 1, sizeof(*all));
+	for (size_t i = 0; i < ni; i++)
+		all[i] = img->config.env[i];
+	for (size_t i = 0; i < a->so.envc; i++)
+		all[ni + i] = a->so.env[i];
+	a->so.envc += (uint32_t)ni;
+	if (!a->so.cwd && img->config.working_dir && *img->config.working_dir)
+		a->so.cwd = img->config.working_dir;
+	if (!a->so.user && img->config.user && *img->config.user)
+		a->so.user = img->config.user;
+	*img_out = img;
+	return all;
 }
 
 static int exec_exec(struct kal_ctx *ctx, int argc, char **argv, struct kal_err **err)
 {
 	struct kal_exec_args a;
-	_cleanup_free_ char *dir = NULL, *sock = NULL;
+	_cleanup_free_ char *sock = NULL;
+	_cleanup_free_ const char **env = NULL;
 	_cleanup_close_ int fd = -1;
-	struct stat st;
+	struct ic_image *img = NULL;
 	int code = KAL_EXIT_FAILURE, rc;
 
 	rc = kal_exec_parse(&kal_cmd_exec, argc, argv, true, &a, err);
 	if (rc < 0)
 		goto out;
 	rc = -1;
-	if (!vm_name_valid(a.vm)) {
-		kal_err_set(err, EINVAL, "exec: invalid VM name `%s`", a.vm);
-		goto out;
+	if (vmstate_name_check(a.vm, err) < 0)
+		goto wrap;
+	switch (vmstate_get(ctx->home, a.vm, NULL)) {
+	case VMSTATE_MISSING:
+		kal_err_set(err, ENOENT, "no such VM `%s`", a.vm);
+		goto wrap;
+	case VMSTATE_CREATED:
+		kal_err_set(err, ENOTCONN, "VM `%s` is not running", a.vm);
+		goto wrap;
+	case VMSTATE_RUNNING:
+		break;
 	}
-	dir = xasprintf("%s/vms/%s", ctx->home, a.vm);
-	if (stat(dir, &st) < 0) {
-		kal_err_set(err, ENOENT, "exec: no such VM `%s`", a.vm);
-		goto out;
-	}
-	sock = pty_session_socket_path(ctx->home, a.vm);
+	env = image_defaults(ctx->home, a.vm, &a, &img);
+	if (env)
+		a.so.env = env;
+	sock = vmstate_sock_path(ctx->home, a.vm, err);
+	if (!sock)
+		goto wrap;
 	fd = pty_session_connect(sock, a.vm, err);
-	if (fd < 0 || pty_session_run(fd, &a.so, &code, err) < 0) {
-		kal_err_wrap(err, "exec");
-		goto out;
-	}
+	if (fd < 0 || pty_session_run(fd, &a.so, &code, err) < 0)
+		goto wrap;
 	rc = code;
+	goto out;
+wrap:
+	kal_err_wrap(err, "exec");
 out:
+	ic_image_free(img);
 	kal_exec_args_free(&a);
 	return rc;
 }

@@ -139,9 +139,20 @@ void agent_spawn_child(const struct kal_msg_spawn *m)
 	env = calloc((size_t)m->envc + 6, sizeof(*env));
 	if (!env)
 		child_die(126, "kal: out of memory");
-	for (uint32_t i = 0; i < m->envc; i++)
-		if (strchr(m->env[i], '='))
-			env[n++] = (char *)m->env[i];
+	/* later entries win (image Env first, then -e), as in a shell's export */
+	for (uint32_t i = 0; i < m->envc; i++) {
+		const char *eq = strchr(m->env[i], '=');
+		size_t j;
+
+		if (!eq || eq == m->env[i])
+			continue;
+		for (j = 0; j < n; j++)
+			if (!strncmp(env[j], m->env[i], (size_t)(eq - m->env[i]) + 1))
+				break;
+		env[j] = (char *)m->env[i];
+		if (j == n)
+			n++;
+	}
 	if (!env_has(env, n, "PATH"))
 		env[n++] = (char *)"PATH=" AGENT_DEFAULT_PATH;
 	if (!env_has(env, n, "HOME") && asprintf(&env[n], "HOME=%s", home ? home : "/") > 0)
