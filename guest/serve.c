@@ -972,7 +972,15 @@ int agent_serve(const struct agent_opts *o)
 			}
 			if (s->exited && room && (s->out_fd >= 0 || s->err_fd >= 0))
 				busy = true; /* drain what the process left, then EXIT */
-			if (s->out_fd >= 0 && room) {
+			if (s->out_fd >= 0 && s->pty) {
+				/* one fd for both directions: output when there is room, input when queued */
+				short ev = (short)((room ? POLLIN : 0) | (s->in.len ? POLLOUT : 0));
+
+				if (ev) {
+					pfd[n] = (struct pollfd){ .fd = s->out_fd, .events = ev };
+					pss[n++] = s;
+				}
+			} else if (s->out_fd >= 0 && room) {
 				pfd[n] = (struct pollfd){ .fd = s->out_fd, .events = POLLIN };
 				pss[n++] = s;
 			}
@@ -996,12 +1004,6 @@ int agent_serve(const struct agent_opts *o)
 			chan_read();
 		else if (A.up)
 			chan_process();
-		/* pty stdin shares the master fd: write it whenever there is input */
-		for (struct session *s = A.sessions, *next; s; s = next) {
-			next = s->next;
-			if (s->kind == SESS_PROC && s->in_fd >= 0 && s->in.len && s->pty)
-				sess_write_stdin(s);
-		}
 		for (size_t i = 0; i < n; i++) {
 			struct session *s = pss[i];
 
@@ -1010,7 +1012,13 @@ int agent_serve(const struct agent_opts *o)
 			/* the session may have been freed by an earlier event of this round */
 			if (!sess_alive(s))
 				continue;
-			if (pfd[i].fd == s->in_fd && !s->pty && (pfd[i].events & POLLOUT))
+			if (s->pty && pfd[i].fd == s->out_fd) {
+				if ((pfd[i].revents & POLLOUT) && s->in.len)
+					sess_write_stdin(s);
+				if ((pfd[i].events & POLLIN) &&
+				    (pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
+					sess_read(s, &s->out_fd, KAL_MSG_STDOUT);
+			} else if (pfd[i].fd == s->in_fd && (pfd[i].events & POLLOUT))
 				sess_write_stdin(s);
 			else if (pfd[i].fd == s->out_fd)
 				sess_read(s, &s->out_fd, KAL_MSG_STDOUT);

@@ -186,3 +186,12 @@ agent() { run_kal "$@"; }
 	assert_failure 2
 	assert_output 'kal-init: --serve-fd: `99` is not an open fd'
 }
+
+@test "agent: a large paste into a pty is delivered in full (backpressure on the master)" {
+	head -c 300000 /dev/urandom | base64 >"$BATS_TEST_TMPDIR/paste"
+	local want
+	want=$(wc -l <"$BATS_TEST_TMPDIR/paste")
+	run --separate-stderr bash -c "{ sleep 0.5; cat '$BATS_TEST_TMPDIR/paste'; } | '$KAL' __agent-test -it sh -c 'stty -echo; wc -l'"
+	assert_success
+	assert_output --regexp "^$want"
+}
