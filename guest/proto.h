@@ -74,6 +74,9 @@
  *   FILE_DATA  C,A  data
  *   FILE_END   C,A  u32 mode, u64 size   (host->agent: both ignored)
  *   OK         A    -
+ *   SYNC       C    -         -> OK once the guest's filesystems are synced
+ *                   (send before ending the VM from the outside, e.g. QMP quit,
+ *                   so the upper disk holds everything written so far)
  *
  * Types 0x80..0xff (KAL_MSG_CTL_FIRST..KAL_MSG_CTL_LAST) are reserved for
  * host <-> supervisor control messages (stop, status, ...) defined by the
@@ -128,6 +131,7 @@ enum kal_msg_type {
 	KAL_MSG_FILE_WRITE = 0x21,
 	KAL_MSG_FILE_DATA = 0x22,
 	KAL_MSG_FILE_END = 0x23,
+	KAL_MSG_SYNC = 0x24,
 	/* host <-> supervisor only, never forwarded to the agent */
 	KAL_MSG_CTL_FIRST = 0x80,
 	KAL_MSG_CTL_LAST = 0xff,

@@ -593,6 +593,12 @@ static void handle_frame(const struct kal_frame_hdr *h, const uint8_t *p)
 	case KAL_MSG_FILE_WRITE:
 		handle_file_write(h->session, p, h->len);
 		return;
+	case KAL_MSG_SYNC:
+		if (kal_proto_dec_empty(p, h->len) < 0)
+			break;
+		sync();
+		chan_queue(A.frame, kal_proto_enc_empty(A.frame, KAL_MSG_OK, h->session));
+		return;
 	case KAL_MSG_STDIN:
 	case KAL_MSG_STDIN_EOF:
 	case KAL_MSG_RESIZE:
@@ -859,10 +865,14 @@ static void handle_signals(void)
 	struct signalfd_siginfo si;
 
 	while (read(A.sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-		if (si.ssi_signo == SIGCHLD)
+		if (si.ssi_signo == SIGCHLD) {
 			reap();
-		else
+		} else {
 			sess_signal_all((int)si.ssi_signo);
+			/* the VM may be about to end: keep what was written */
+			if (!A.test_mode)
+				sync();
+		}
 	}
 	reap();
 }

@@ -17,7 +17,7 @@ HDR = struct.Struct("<IHHI")
 HELLO, PING, PONG, ERROR, OK = 0x01, 0x02, 0x03, 0x04, 0x05
 SPAWN, SPAWNED, STDIN, STDIN_EOF, STDOUT, STDERR = 0x10, 0x11, 0x12, 0x13, 0x14, 0x15
 RESIZE, SIGNAL, WAIT, EXIT, LIST, LIST_REPLY, DETACH = 0x16, 0x17, 0x18, 0x19, 0x1A, 0x1B, 0x1C
-FILE_READ, FILE_WRITE, FILE_DATA, FILE_END = 0x20, 0x21, 0x22, 0x23
+FILE_READ, FILE_WRITE, FILE_DATA, FILE_END, SYNC = 0x20, 0x21, 0x22, 0x23, 0x24
 
 
 def frame(t, sid, payload=b""):
@@ -167,6 +167,8 @@ def scenario_malformed(c):
     assert res[4][0] == b"still alive\n" and res[4][2] == 0
     c.send(PING, 5, struct.pack("<Q", 42))
     assert c.recv() == (PONG, 5, struct.pack("<Q", 42))
+    c.send(SYNC, 6)
+    assert c.recv() == (OK, 6, b"")
 
 
 def scenario_detach(c):
