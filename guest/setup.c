@@ -200,7 +200,10 @@ static int switch_root(void)
 			return -1;
 		}
 	}
-	/* FIXME: free the initramfs (only /init, ~100 KiB) like switch_root's recursive delete */
+	/*
+	 * switch_root deletes the old root's files to free their memory; here the
+	 * initramfs holds only /init, which stays mapped as this very process.
+	 */
 	if (chdir(NEWROOT) < 0 || mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 ||
 	    chdir("/") < 0) {
 		agent_log("switch root: %s", strerror(errno));

@@ -3,8 +3,9 @@
  * The host side of a guest session over a guest/proto.h stream.  One poll()
  * loop: the socket (non-blocking, with a bounded outgoing queue so a guest
  * that stops reading stdin cannot deadlock us while it still writes output),
- * stdin, and a signalfd for SIGWINCH (-> RESIZE) and, without a tty,
- * SIGINT/SIGTERM/SIGHUP (-> SIGNAL to the guest process group).  Everything
+ * stdin, and a signalfd for SIGWINCH (-> RESIZE) and, unless the host
+ * terminal is in raw mode, SIGINT/SIGTERM/SIGHUP (-> SIGNAL to the guest
+ * process group).  Everything
  * the agent sends is hostile input: frames are capped and strictly decoded.
  */
 #include <errno.h>
@@ -336,7 +337,8 @@ int pty_session_run(int fd, const struct pty_session_opts *o, int *exit_code, st
 	/* signals become events: resize always, termination forwarded without a tty */
 	sigemptyset(&set);
 	sigaddset(&set, SIGWINCH);
-	if (!o->tty || !isatty(0)) {
+	/* in raw mode ^C is a byte for the guest; pty/term.c restores and re-raises kills */
+	if (!(o->tty && o->interactive && isatty(0))) {
 		sigaddset(&set, SIGINT);
 		sigaddset(&set, SIGTERM);
 		sigaddset(&set, SIGHUP);
