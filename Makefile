@@ -78,7 +78,7 @@ $(BUILD)/%.o: %.c
 $(BUILD)/tests/test-%: tests/unit/test-%.c $(CLI_OBJS) $(CORE_OBJS) $(EMBED_OBJS)
 	@mkdir -p $(dir $@)
 	$(E) TEST $@
-	$(Q)$(CC) $(KAL_CFLAGS) $(CFLAGS) $(KAL_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) \
+	$(Q)$(CC) $(KAL_CFLAGS) $(CFLAGS) $(KAL_LDFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(PKG_LIBS) \
 		$(EXTRA_LIBS) $(shell $(PKG_CONFIG) --libs cmocka)
 
 check-unit: $(UNIT_BINS)
@@ -93,7 +93,9 @@ check: all $(UNIT_BINS)
 DEB_PACKAGES = build-essential pkg-config git libcurl4-openssl-dev libarchive-dev libzstd-dev \
 	libjson-c-dev libssl-dev zlib1g-dev libcmocka-dev bats bats-assert bats-support \
 	docker-registry erofs-utils mmdebstrap busybox-static skopeo umoci jq curl zstd \
-	e2fsprogs python3 clang-format shellcheck
+	e2fsprogs python3 clang-format shellcheck \
+	linux-source-6.1 bc bison flex libelf-dev cpio xz-utils qemu-system-x86 musl-tools \
+	man-db zsh fish
 deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES)

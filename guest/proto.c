@@ -65,10 +65,12 @@ int kal_proto_type_known(uint16_t t)
 	case KAL_MSG_EXIT:
 	case KAL_MSG_LIST:
 	case KAL_MSG_LIST_REPLY:
+	case KAL_MSG_DETACH:
 	case KAL_MSG_FILE_READ:
 	case KAL_MSG_FILE_WRITE:
 	case KAL_MSG_FILE_DATA:
 	case KAL_MSG_FILE_END:
+	case KAL_MSG_SYNC:
 		return 1;
 	default:
 		return t >= KAL_MSG_CTL_FIRST && t <= KAL_MSG_CTL_LAST;
@@ -114,6 +116,8 @@ const char *kal_proto_type_name(uint16_t t)
 		return "LIST";
 	case KAL_MSG_LIST_REPLY:
 		return "LIST_REPLY";
+	case KAL_MSG_DETACH:
+		return "DETACH";
 	case KAL_MSG_FILE_READ:
 		return "FILE_READ";
 	case KAL_MSG_FILE_WRITE:
@@ -122,6 +126,8 @@ const char *kal_proto_type_name(uint16_t t)
 		return "FILE_DATA";
 	case KAL_MSG_FILE_END:
 		return "FILE_END";
+	case KAL_MSG_SYNC:
+		return "SYNC";
 	default:
 		snprintf(other, sizeof(other), "0x%x", t);
 		return other;

@@ -32,8 +32,13 @@
  *
  * Messages (C = client/host -> agent, A = agent -> client):
  *   HELLO      C,A  u32 version, u32 max_payload, str software ("kal 0.1")
- *                   The client speaks first; the agent answers with its own
- *                   version.  A version mismatch is a hard error on the side
+ *                   The agent sends one unsolicited HELLO when it starts
+ *                   serving (so the supervisor can tell "agent ready"), and
+ *                   answers every client HELLO with its own.  A receiver
+ *                   must accept a HELLO at any time.  A host need not send
+ *                   HELLO (the supervisor checks the agent's); after a HELLO
+ *                   with another version the agent answers every request
+ *                   with ERROR until a HELLO with its version.  A version mismatch is a hard error on the side
  *                   that sees it ("agent protocol version 2, kal speaks 1:
  *                   rebuild the VM's agent").
  *   PING       C    u64 cookie                 -> PONG u64 cookie (liveness)
@@ -55,6 +60,8 @@
  *   SIGNAL     C    u32 signo (delivered to the session's process group)
  *   WAIT       C    -         (attach to a session: flush its buffered
  *                   output, then stream; EXIT follows when it ends)
+ *   DETACH     C    -         (the client went away: the session keeps
+ *                   running, output is kept bounded until a WAIT)
  *   EXIT       A    u8 kind (KAL_EXIT_KIND_*), i32 code, u32 signo
  *                   kind EXITED: code = exit status; SIGNALED: signo set,
  *                   code = 128 + signo.  Last frame of a session.
@@ -67,6 +74,9 @@
  *   FILE_DATA  C,A  data
  *   FILE_END   C,A  u32 mode, u64 size   (host->agent: both ignored)
  *   OK         A    -
+ *   SYNC       C    -         -> OK once the guest's filesystems are synced
+ *                   (send before ending the VM from the outside, e.g. QMP quit,
+ *                   so the upper disk holds everything written so far)
  *
  * Types 0x80..0xff (KAL_MSG_CTL_FIRST..KAL_MSG_CTL_LAST) are reserved for
  * host <-> supervisor control messages (stop, status, ...) defined by the
@@ -116,10 +126,12 @@ enum kal_msg_type {
 	KAL_MSG_EXIT = 0x19,
 	KAL_MSG_LIST = 0x1a,
 	KAL_MSG_LIST_REPLY = 0x1b,
+	KAL_MSG_DETACH = 0x1c,
 	KAL_MSG_FILE_READ = 0x20,
 	KAL_MSG_FILE_WRITE = 0x21,
 	KAL_MSG_FILE_DATA = 0x22,
 	KAL_MSG_FILE_END = 0x23,
+	KAL_MSG_SYNC = 0x24,
 	/* host <-> supervisor only, never forwarded to the agent */
 	KAL_MSG_CTL_FIRST = 0x80,
 	KAL_MSG_CTL_LAST = 0xff,

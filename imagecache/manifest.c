@@ -242,10 +242,11 @@ static int check_media_type(struct json_object *root, const char *transport, enu
 			   ? kal_err_wrap(err, "%s", what)
 			   : -1;
 	if (transport && doc_mt && strcmp(transport, doc_mt) != 0)
+		/* "manifest:" for both kinds: it is what /manifests/ returned */
 		return kal_err_set(err, EINVAL,
-				   "%s: media type mismatch: Content-Type `%.100s` but document "
-				   "says `%.100s`",
-				   what, transport, doc_mt);
+				   "manifest: media type mismatch: Content-Type `%.100s` but "
+				   "document says `%.100s`",
+				   transport, doc_mt);
 	*effective = transport ? transport : doc_mt;
 	if (!*effective)
 		return kal_err_set(err, EINVAL, "%s: no media type in the document or transport",

@@ -23,7 +23,7 @@
 
 static bool is_tchar(char c)
 {
-	return isalnum((unsigned char)c) || strchr("!#$%&'*+-.^_`|~", c);
+	return isalnum((unsigned char)c) || (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
 void ic_auth_challenge_free(struct ic_auth_challenge *c)

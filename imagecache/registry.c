@@ -90,6 +90,8 @@ struct reg_xfer {
 	/* why the write/header callback aborted the transfer */
 	char *abort_msg;
 	int abort_code;
+	/* the failure is worth one more try (connection reset, 502/503/504) */
+	bool transient;
 	const char *what; /* "manifest", "blob", "token": for messages */
 };
 
@@ -322,7 +324,7 @@ out:
 }
 
 /* The curl failure of one perform as a kal error naming the host. */
-static int curl_error(CURL *h, CURLcode rc, const struct reg_xfer *x, const char *host,
+static int curl_error(CURL *h, CURLcode rc, struct reg_xfer *x, const char *host,
 		      const char *errbuf, const struct ic_registry *reg, struct kal_err **err)
 {
 	long os_errno = 0;
@@ -332,6 +334,8 @@ static int curl_error(CURL *h, CURLcode rc, const struct reg_xfer *x, const char
 		return kal_err_set(err, x->abort_code, "%s", x->abort_msg);
 	curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
 	curl_easy_getinfo(h, CURLINFO_CONNECT_TIME_T, &connect_us);
+	x->transient = rc == CURLE_PARTIAL_FILE || rc == CURLE_RECV_ERROR ||
+		       rc == CURLE_SEND_ERROR || rc == CURLE_GOT_NOTHING;
 	switch (rc) {
 	case CURLE_COULDNT_CONNECT:
 		return kal_err_set(err, os_errno ? (int)os_errno : ECONNREFUSED,
@@ -418,10 +422,13 @@ static const char *status_name(long s)
 	}
 }
 
-static int status_error(const struct reg_xfer *x, const char *host, struct kal_err **err)
+static int status_error(struct reg_xfer *x, const char *host, struct kal_err **err)
 {
 	_cleanup_free_ char *sum = error_summary(x);
-	int code = x->status == 401 || x->status == 403 ? EACCES : x->status == 404 ? ENOENT : EIO;
+	int code;
+
+	x->transient = x->status == 502 || x->status == 503 || x->status == 504;
+	code = x->status == 401 || x->status == 403 ? EACCES : x->status == 404 ? ENOENT : EIO;
 
 	if (sum)
 		return kal_err_set(err, code, "registry `%s`: %s: %s (HTTP %ld)", host,
@@ -756,22 +763,42 @@ static int reg_get(struct ic_registry *reg, const char *repo, const char *path, 
 	_cleanup_free_ char *scope = xasprintf("repository:%s:pull", repo);
 	off_t start = x->sink == REG_SINK_FD ? lseek(x->fd, 0, SEEK_CUR) : 0;
 	CURL *h = curl_easy_init();
-	int rc = -1;
+	bool first = true;
+	int rc = -1, retried = 0;
 
 	if (!h)
 		abort();
-	for (size_t i = 0; i < reg->n_eps; i++) {
+	for (size_t i = 0; i < reg->n_eps;) {
 		const struct reg_endpoint *ep = &reg->eps[i];
 		struct kal_err *e = NULL;
 
-		if (i > 0 && sink_rewind(x, start, err) < 0)
+		if (!first && sink_rewind(x, start, err) < 0)
 			break;
+		first = false;
+		x->transient = false;
 		if (endpoint_get(reg, ep, h, path, accept, scope, x, &e) == 0 &&
 		    (!verify || verify(x, varg, &e) == 0)) {
 			rc = 0;
 			break;
 		}
-		if (ep->mirror && i + 1 < reg->n_eps) {
+		/*
+		 * One more try on the same endpoint for a dropped connection or a
+		 * gateway error; FIXME: resume with Range instead of restarting.
+		 */
+		if (x->sink == REG_SINK_FD && x->done && start < 0) {
+			/* bytes went to a pipe: no retry, no fallback, report the cause */
+			*err = e;
+			break;
+		}
+		if (x->transient && !retried) {
+			kal_debug("`%s`: %s; retrying once", ep->host, e->msg);
+			kal_err_free(e);
+			retried = 1;
+			usleep(300 * 1000);
+			continue;
+		}
+		retried = 0;
+		if (ep->mirror && ++i < reg->n_eps) {
 			kal_debug("mirror `%s` failed, falling back: %s", ep->host, e->msg);
 			kal_err_free(e);
 			continue;

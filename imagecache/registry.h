@@ -26,11 +26,16 @@ struct kal_err;
 struct ic_registry;
 
 struct ic_registry_opts {
-	bool insecure;		  /* allow plain http to a non-loopback registry */
-	const char *mirror;	  /* "host[:port]" or NULL; default from KAL_REGISTRY_MIRROR */
+	bool insecure; /* allow plain http to a non-loopback registry */
+	/*
+	 * "host[:port]" or "http(s)://host[:port]", or NULL: then KAL_REGISTRY_MIRROR
+	 * (for docker.io only, like docker's registry-mirrors), else the list in
+	 * $XDG_CONFIG_HOME/kal/config.json {"mirrors": {"<domain>": [...]}}.
+	 */
+	const char *mirror;
 	const char *docker_config; /* path to config.json; default ~/.docker/config.json */
-	long connect_timeout_s;	  /* 0 = default (15 s) */
-	long idle_timeout_s;	  /* abort when no byte arrives for this long; 0 = default (30 s) */
+	long connect_timeout_s;	   /* 0 = default (15 s) */
+	long idle_timeout_s; /* abort when no byte arrives for this long; 0 = default (30 s) */
 };
 
 /* domain as in struct ic_ref ("docker.io" is mapped to its API host inside) */

@@ -913,7 +913,13 @@ int ic_store_verify(struct ic_store *s, bool del, ic_store_report_fn fn, void *a
 		kind = layer_file_kind(de->d_name, &diff_id);
 		if (!kind) {
 			report(fn, arg, "corrupt", rp, "not a layer file name", 0);
-			bad++;
+			if (!del)
+				bad++;
+			else if (remove_obj(dirfd(d), de->d_name, "layers/sha256", "deleted", NULL,
+					    fn, arg, NULL, err) < 0) {
+				closedir(d);
+				return -1;
+			}
 			continue;
 		}
 		jname = xasprintf("%s.json", diff_id.hex);
@@ -979,6 +985,25 @@ int ic_store_verify(struct ic_store *s, bool del, ic_store_report_fn fn, void *a
 		return -1;
 	if (del && kal_fsync_dir(s->blobs, err) < 0)
 		return -1;
+	/* names whose objects are gone (deleted above, or by hand): say how to repair them */
+	{
+		struct ic_store_image *imgs = NULL;
+		size_t n = 0;
+
+		if (ic_store_image_list(s, &imgs, &n, err) < 0)
+			return -1;
+		for (size_t i = 0; i < n; i++) {
+			_cleanup_free_ char *rp = NULL, *detail = NULL, *rec = NULL;
+
+			if (ic_store_image_complete(s, &imgs[i]))
+				continue;
+			rec = record_path(s, imgs[i].name);
+			rp = xasprintf("images/%s", rec + strlen(s->images) + 1);
+			detail = xasprintf("objects missing: pull `%s` again", imgs[i].name);
+			report(fn, arg, "incomplete", rp, detail, 0);
+		}
+		ic_store_image_list_free(imgs, n);
+	}
 	*n_corrupt = bad;
 	return 0;
 }

@@ -457,10 +457,14 @@ static int read_data(struct ic_tree *t, struct archive *a, struct ic_erofs_inode
 		return 0;
 	}
 	f.nchunks = (size + IC_EROFS_BLKSIZE - 1) >> IC_EROFS_BLKBITS;
-	while (f.nchunks > IC_TAR_MAX_CHUNKS) {
+	/* bigger chunks for big files keep the map small; 2 MiB bounds the zero-fill per chunk */
+	while (f.nchunks > IC_TAR_CHUNK_TARGET && f.cb < IC_TAR_CHUNK_MAX_BITS) {
 		f.cb++;
 		f.nchunks = (size + (1ull << f.cb) - 1) >> f.cb;
 	}
+	if (f.nchunks > IC_TAR_MAX_CHUNKS)
+		return kal_err_set(err, EFBIG, "`%s`: file of %llu bytes is too large", raw,
+				   (unsigned long long)size);
 	for (;;) {
 		const void *buf;
 		size_t len;
@@ -469,7 +473,7 @@ static int read_data(struct ic_tree *t, struct archive *a, struct ic_erofs_inode
 
 		if (r == ARCHIVE_EOF)
 			break;
-		if (r < ARCHIVE_WARN) {
+		if (r != ARCHIVE_OK) {
 			kal_err_set(err, EIO, "`%s`: %s", raw,
 				    archive_error_string(a) ? archive_error_string(a)
 							    : "read error");
@@ -738,9 +742,9 @@ int ic_tar_read(struct archive *a, struct ic_tree *t, struct ic_erofs_writer *w,
 
 		if (r == ARCHIVE_EOF)
 			break;
-		if (r == ARCHIVE_WARN && !benign_warning(a))
-			r = ARCHIVE_FATAL;
-		if (r < ARCHIVE_WARN) {
+		if (r == ARCHIVE_WARN && benign_warning(a))
+			r = ARCHIVE_OK;
+		if (r != ARCHIVE_OK) { /* RETRY (bad checksum) and WARN are errors too */
 			*entries = count;
 			return kal_err_set(err, EINVAL, "tar: %s",
 					   archive_error_string(a) ? archive_error_string(a)

@@ -28,7 +28,9 @@ struct ic_erofs_inode;
 #define IC_TAR_MAX_DEPTH       512
 #define IC_TAR_MAX_PATH	       4096
 #define IC_TAR_MAX_XATTR_BYTES (64u << 10) /* all xattrs of one inode */
-#define IC_TAR_MAX_CHUNKS      (1u << 16)  /* block map entries of one sparse file */
+#define IC_TAR_CHUNK_TARGET    (1u << 16)  /* sparse files: aim for at most this many chunks */
+#define IC_TAR_CHUNK_MAX_BITS  21	   /* chunks of at most 2 MiB */
+#define IC_TAR_MAX_CHUNKS      (1u << 22)  /* so files up to 8 TiB (apparent size) */
 
 struct ic_tar_limits {
 	uint64_t max_entries;

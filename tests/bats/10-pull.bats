@@ -9,7 +9,7 @@ load helpers
 setup_file() {
 	registry_start
 	local f
-	for f in busybox busybox-docker zstd plain multiarch shared features; do
+	for f in busybox busybox-docker zstd plain multiarch shared features debian; do
 		fixture_push "$f" >/dev/null
 	done
 	export REG=$KAL_TEST_REGISTRY
@@ -47,6 +47,7 @@ count_erofs() {
 	assert_equal "sha256:$(sha256sum "$path" | cut -d' ' -f1)" "$sha"
 	assert_equal "$(stat -c %a "$path")" 444
 	assert_equal "$(basename "$path")" "$(jq -r '.layers[0].diffId | sub("sha256:"; "")' <<<"$output").erofs"
+	fsck.erofs "$path" >/dev/null
 	# the compressed layer blob is not kept, manifests and configs are
 	[ ! -e "$KAL_HOME/blobs/sha256/$(jq -r '.layers[0].digest | sub("sha256:"; "")' <<<"$output")" ]
 	[ -f "$KAL_HOME/blobs/sha256/${digest#sha256:}" ]
@@ -88,6 +89,19 @@ count_erofs() {
 	run_kal pull "$REG/multiarch"
 	assert_output --regexp ": up to date "
 	assert_equal "$(registry_requests "GET /v2/multiarch/")" 1
+}
+
+@test "pull by digest: listed as <none>, a cached digest needs no request at all" {
+	local digest
+	digest=$(fixture_digest busybox)
+	run_kal pull "$REG/busybox@$digest"
+	assert_output --regexp "^$REG/busybox@$digest: pulled $digest \(1 layer, "
+	run_kal images
+	assert_line --index 1 --regexp "^$REG/busybox +<none> +${digest:7:12} +1 +"
+	registry_log_mark
+	run_kal pull "$REG/busybox@$digest"
+	assert_output --regexp ": up to date $digest "
+	assert_equal "$(registry_requests "GET ")" 0
 }
 
 @test "--offline uses the cache and makes no request" {
@@ -148,6 +162,19 @@ count_erofs() {
 	assert_equal "$(count_erofs)" 3
 }
 
+@test "pull the Debian minbase image: one big layer, 2 MiB aligned, fsck-clean" {
+	run_kal pull "$REG/debian"
+	assert_output --regexp "^$REG/debian:latest: pulled sha256:[0-9a-f]{64} \(1 layer, [0-9]+ MB\)\$"
+	run_kal inspect "$REG/debian"
+	local path
+	path=$(jq -r '.layers[0].erofs.path' <<<"$output")
+	assert_equal "$(($(stat -c %s "$path") % 2097152))" 0
+	assert_equal "$(jq -r '.config.config.Cmd[0]' <<<"$output")" bash
+	fsck.erofs "$path" >/dev/null
+	run_kal cache verify
+	assert_output "cache ok"
+}
+
 # --- errors: one line each, exact text ------------------------------------------------
 
 @test "error: missing tag" {
@@ -158,20 +185,20 @@ count_erofs() {
 
 @test "error: unknown platform in an index" {
 	run_kal 125 pull --platform linux/s390x "$REG/multiarch"
-	assert_equal "$stderr" "kal: pull \`$REG/multiarch\`: no manifest for platform \`linux/s390x\` (available: linux/amd64, linux/arm64/v8)"
+	assert_equal "$stderr" "kal: pull \`$REG/multiarch\`: no manifest for platform linux/s390x in index (available: linux/amd64, linux/arm64/v8)"
 }
 
 @test "error: registry down" {
 	local port
 	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 	run_kal 125 pull "127.0.0.1:$port/busybox"
-	assert_equal "$stderr" "kal: pull \`127.0.0.1:$port/busybox\`: registry \`127.0.0.1:$port\`: connection refused"
+	assert_equal "$stderr" "kal: pull \`127.0.0.1:$port/busybox\`: registry \`127.0.0.1:$port\`: connect: Connection refused"
 }
 
 @test "error: bad digest string in the reference, before any request" {
 	registry_log_mark
 	run_kal 125 pull "$REG/busybox@sha256:ABCD"
-	assert_equal "$stderr" "kal: pull \`$REG/busybox@sha256:ABCD\`: invalid digest \`sha256:ABCD\` (want sha256: and 64 lowercase hex digits)"
+	assert_equal "$stderr" "kal: pull \`$REG/busybox@sha256:ABCD\`: invalid reference \`$REG/busybox@sha256:ABCD\`: invalid digest \`sha256:ABCD\`: want 64 lowercase hex characters"
 	assert_equal "$(registry_requests "GET ")" 0
 }
 
@@ -211,7 +238,7 @@ layer_digest() {
 	size=$(stat -c %s "$(fixture_blob busybox "$layer")")
 	regproxy_start --long-blob "$layer"
 	run_kal 125 pull "$PROXY/busybox"
-	assert_equal "$stderr" "kal: pull \`$PROXY/busybox\`: layer 1: size mismatch (want $size bytes, got more)"
+	assert_equal "$stderr" "kal: pull \`$PROXY/busybox\`: layer 1: blob larger than its descriptor size (Content-Length $((size + 1024)), want $size bytes)"
 	assert_equal "$(count_erofs)" 0
 }
 
@@ -228,7 +255,7 @@ push_manifest() {
 	push_manifest busybox:weird "$BATS_TEST_TMPDIR/m.json" application/vnd.oci.image.manifest.v1+json
 	registry_log_mark
 	run_kal 125 pull "$REG/busybox:weird"
-	assert_equal "$stderr" "kal: pull \`$REG/busybox:weird\`: layer 1: unknown layer media type \`application/vnd.example.unknown\`"
+	assert_equal "$stderr" "kal: pull \`$REG/busybox:weird\`: manifest: layers[0]: unsupported layer media type \`application/vnd.example.unknown\`"
 	assert_equal "$(registry_requests "GET /v2/busybox/blobs/")" 0
 }
 

@@ -71,6 +71,13 @@ fixture_digest() {
 		"$layout/index.json"
 }
 
+# fixture_manifest NAME [REF]: path of the manifest (multiarch: the index) tagged REF
+fixture_manifest() {
+	local digest
+	digest=$(fixture_digest "$@") || return 1
+	fixture_blob "$1" "$digest"
+}
+
 # fixture_blob NAME DIGEST: path of a blob inside the fixture's layout
 fixture_blob() {
 	local layout

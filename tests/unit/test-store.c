@@ -21,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include "imagecache/image.h"
 #include "imagecache/store.h"
 #include "lib/cleanup.h"
 #include "lib/err.h"
@@ -444,6 +445,65 @@ static void test_layer_sidecar_must_agree(void **state)
 	assert_false(ic_store_layer_has(f->s, &l, NULL));
 }
 
+static void test_image_open(void **state)
+{
+	struct fx *f = *state;
+	struct kal_err *err = NULL;
+	struct ic_store_image rec;
+	struct ic_image *img = NULL;
+	struct ic_digest l1, l2;
+	char cfg[512];
+	_cleanup_free_ char *p2 = NULL;
+
+	ic_digest_buf("l1", 2, &l1);
+	ic_digest_buf("l2", 2, &l2);
+	snprintf(cfg, sizeof(cfg),
+		 "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Env\":[\"A=1\"],"
+		 "\"Cmd\":[\"sh\"],\"WorkingDir\":\"/w\"},\"rootfs\":{\"type\":\"layers\","
+		 "\"diff_ids\":[\"sha256:%s\",\"sha256:%s\"]}}",
+		 l1.hex, l2.hex);
+	make_image(&rec, "docker.io/library/img:1", "m", cfg, &l1);
+	rec.layers = xreallocarray(rec.layers, 2, sizeof(*rec.layers));
+	rec.layers[1] = rec.layers[0];
+	rec.layers[1].media_type = xstrdup(rec.layers[0].media_type);
+	rec.layers[1].diff_id = l2;
+	rec.n_layers = 2;
+	assert_int_equal(ic_store_blob_put(f->s, &rec.digest, "m", 1, &err), 0);
+	assert_int_equal(ic_store_blob_put(f->s, &rec.config, cfg, strlen(cfg), &err), 0);
+	assert_int_equal(ic_store_image_put(f->s, &rec, &err), 0);
+	fake_layer(f, &l1, "bottom");
+
+	/* a missing layer is an error naming it, not a VM without its rootfs */
+	assert_int_equal(ic_image_open(f->dir, "img:1", false, &img, &err), -1);
+	assert_non_null(strstr(err->msg, "layer 2"));
+	kal_err_clear(&err);
+
+	fake_layer(f, &l2, "top");
+	assert_int_equal(ic_image_open(f->dir, "img:1", true, &img, &err), 0);
+	assert_string_equal(img->name, "docker.io/library/img:1");
+	assert_int_equal(img->n_layers, 2);
+	p2 = ic_store_layer_path(f->s, &l2);
+	assert_string_equal(img->layer_paths[1], p2);
+	assert_int_equal(img->layer_sizes[1], 3);
+	assert_string_equal(img->config.cmd[0], "sh");
+	assert_string_equal(img->config.working_dir, "/w");
+	ic_image_free(img);
+
+	/* verify rehashes: a changed byte is refused */
+	assert_int_equal(kal_atomic_write_file(p2, "tap", 3, 0444, NULL), 0);
+	assert_int_equal(ic_image_open(f->dir, "img:1", false, &img, &err), 0);
+	ic_image_free(img);
+	assert_int_equal(ic_image_open(f->dir, "img:1", true, &img, &err), -1);
+	assert_non_null(strstr(err->msg, "corrupt"));
+	kal_err_clear(&err);
+
+	assert_int_equal(ic_image_open(f->dir, "other", false, &img, &err), -1);
+	assert_string_equal(err->msg,
+			    "image `other` not found in the cache (pull it with `kal pull other`)");
+	kal_err_clear(&err);
+	ic_store_image_clear(&rec);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -456,6 +516,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_verify_finds_corruption, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prune_reachability, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_layer_sidecar_must_agree, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_image_open, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
