@@ -6,3 +6,8 @@
 .PHONY: image
 image: kal
 	$(Q)./kal load --name debian "$$(tests/fixtures/mkdebian.sh)"
+
+# The README's first command ends here: a login shell in a fresh microVM.
+.PHONY: shell
+shell: all $(BUILD)/vmlinux image
+	./kal shell debian
