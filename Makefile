@@ -93,7 +93,7 @@ check: all $(UNIT_BINS)
 DEB_PACKAGES = build-essential pkg-config git libcurl4-openssl-dev libarchive-dev libzstd-dev \
 	libjson-c-dev libssl-dev zlib1g-dev libcmocka-dev bats bats-assert bats-support \
 	docker-registry erofs-utils mmdebstrap busybox-static skopeo umoci jq curl zstd \
-	e2fsprogs python3 clang-format shellcheck clang libclang-rt-14-dev hyperfine
+	e2fsprogs python3 clang-format shellcheck clang libclang-rt-14-dev hyperfine strace
 deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES)
