@@ -75,13 +75,14 @@ static char *arena_strndup(struct ic_tree *t, const char *s, size_t n)
 
 static struct ic_erofs_inode *inode_new(struct ic_tree *t, uint32_t mode)
 {
-	struct ic_erofs_inode *ino = xzalloc(sizeof(*ino));
+	struct ic_erofs_inode *ino = arena_alloc(t, sizeof(*ino));
 
 	if (t->ninodes == t->cap) {
 		t->cap = t->cap ? t->cap * 2 : 1024;
 		t->inodes = xreallocarray(t->inodes, t->cap, sizeof(*t->inodes));
 	}
 	t->inodes[t->ninodes++] = ino;
+	memset(ino, 0, sizeof(*ino));
 	ino->mode = mode;
 	return ino;
 }
@@ -101,7 +102,6 @@ void ic_tree_free(struct ic_tree *t)
 	for (size_t i = 0; i < t->ninodes; i++) {
 		free(t->inodes[i]->slots);
 		free(t->inodes[i]->chunks);
-		free(t->inodes[i]);
 	}
 	free(t->inodes);
 	while (t->arena) {
