@@ -15,3 +15,6 @@ $(BUILD)/guest-bare.elf: $(GUEST_BARE_SRCS) tests/guest-bare/guest.ld
 	@mkdir -p $(dir $@)
 	$(E) GUEST $@
 	$(Q)$(CC) $(GUEST_BARE_CFLAGS) -o $@ $(GUEST_BARE_SRCS)
+
+# tests/bats/40-vmm-bare.bats boots it
+check-bats: $(BUILD)/guest-bare.elf

@@ -28,9 +28,13 @@ void vmm_serial_access(struct vmm_serial *s, unsigned int off, uint8_t *data, bo
 		case 0:
 			if (dlab)
 				s->dll = v;
-			else if (!(s->mcr & MCR_LOOP) && s->out_fd >= 0 &&
-				 write(s->out_fd, &v, 1) < 0) {
-				/* a stalled or closed log: the byte is dropped, the guest never waits */
+			else {
+				if (!(s->mcr & MCR_LOOP) && s->out_fd >= 0 &&
+				    write(s->out_fd, &v, 1) < 0) {
+					/* a closed log: the byte is dropped, the guest never waits */
+				}
+				s->thri_pending = true; /* sent at once: empty again */
+				serial_update_irq(s);
 			}
 			break;
 		case 1:
