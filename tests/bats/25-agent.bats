@@ -133,6 +133,16 @@ agent() { run_kal "$@"; }
 	assert_output --partial ok
 }
 
+@test "agent: a stalled host keeps the agent's memory bounded under an output flood" {
+	run python3 "$AGENT_CLIENT" drive "$(dirname "$KAL")/guest/kal-init" flood
+	assert_output --partial ok
+}
+
+@test "agent: orphans are reaped (no zombies)" {
+	run python3 "$AGENT_CLIENT" drive "$(dirname "$KAL")/guest/kal-init" orphans
+	assert_output --partial ok
+}
+
 @test "agent: the session cap refuses the 257th and LIST shows 256" {
 	run python3 "$AGENT_CLIENT" drive "$(dirname "$KAL")/guest/kal-init" cap
 	assert_output --partial ok
