@@ -40,7 +40,8 @@
 #define HAVE_INITRD 1
 #endif
 
-#define SUP_MAX_SESSIONS 1024
+#define SUP_MAX_SESSIONS     1024
+#define SUP_CONSOLE_BATCH_MS 2
 
 /* ---- byte queue --------------------------------------------------------- */
 
@@ -124,6 +125,7 @@ struct sup {
 	struct bq agent_out;
 	bool agent_ready, agent_dead, done;
 	long long boot_deadline;
+	long long console_next; /* do not poll the console before this */
 	int boot_timeout_s;
 	time_t started;
 	struct client *clients[SUPERVISOR_MAX_CLIENTS];
@@ -172,15 +174,23 @@ static void console_drain(struct sup *s)
 {
 	uint8_t buf[16384];
 	int fd = s->ops->console_fd(s->m);
+	size_t total = 0;
 
 	/* bounded work per wakeup so a flood cannot starve the other fds */
 	for (int i = 0; i < 8; i++) {
 		ssize_t n = read(fd, buf, sizeof(buf));
 
 		if (n <= 0)
-			return;
+			break;
 		console_write(s, buf, (size_t)n);
+		total += (size_t)n;
 	}
+	/*
+	 * An emulated UART delivers a byte or a few per write: after a small
+	 * read, let output gather for a moment instead of waking per byte.
+	 */
+	if (total && total < 4096)
+		s->console_next = mono_ms() + SUP_CONSOLE_BATCH_MS;
 }
 
 /* Last lines of the console, for boot failure messages; caller frees. */
@@ -777,7 +787,11 @@ static int sup_loop(struct sup *s)
 
 		pfd[n++] = (struct pollfd){ .fd = s->sig_fd, .events = POLLIN };
 		pfd[n++] = (struct pollfd){ .fd = s->ops->exit_fd(s->m), .events = POLLIN };
-		pfd[n++] = (struct pollfd){ .fd = s->ops->console_fd(s->m), .events = POLLIN };
+		long long now = mono_ms();
+		bool console_wait = s->console_next > now;
+
+		pfd[n++] = (struct pollfd){ .fd = console_wait ? -1 : s->ops->console_fd(s->m),
+					    .events = POLLIN };
 		pfd[n++] = (struct pollfd){
 			.fd = s->agent_dead ? -1 : agent_fd,
 			.events =
@@ -809,6 +823,8 @@ static int sup_loop(struct sup *s)
 			}
 			timeout = (int)left;
 		}
+		if (console_wait && (timeout < 0 || s->console_next - now < timeout))
+			timeout = (int)(s->console_next - now);
 		if (poll(pfd, n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
