@@ -205,3 +205,8 @@ agent() { run_kal "$@"; }
 	assert_success
 	assert_output --regexp "^$want"
 }
+
+@test "agent: a command line over the frame limit is refused before sending" {
+	agent 125 __agent-test echo "$(head -c 70000 /dev/zero | tr '\0' a)"
+	assert_equal "$stderr" 'kal: exec: the command and environment exceed the 65536 byte frame limit'
+}
