@@ -210,3 +210,10 @@ agent() { run_kal "$@"; }
 	agent 125 __agent-test echo "$(head -c 70000 /dev/zero | tr '\0' a)"
 	assert_equal "$stderr" 'kal: exec: the command and environment exceed the 65536 byte frame limit'
 }
+
+@test "agent: SIGTERM to kal in a -it session restores the terminal" {
+	command -v script >/dev/null || skip_host_lacks script
+	run script -qec "'$KAL' __agent-test -it sleep 20 </dev/tty & sleep 1; stty -a </dev/tty | grep -o ' -\\?icanon'; kill -TERM \$!; wait; stty -a | grep -o ' -\\?icanon'" /dev/null
+	assert_line --index 0 --partial ' -icanon'
+	assert_line --index 1 --partial ' icanon'
+}
