@@ -148,7 +148,8 @@ enum kal_msg_type {
 #define KAL_SPAWN_PTY	 0x1 /* a pty (setsid + controlling tty) instead of pipes */
 #define KAL_SPAWN_STDIN	 0x2 /* stdin is fed by STDIN frames; else /dev/null */
 #define KAL_SPAWN_DETACH 0x4 /* no client attached: output buffered (bounded) */
-#define KAL_SPAWN_KNOWN	 (KAL_SPAWN_PTY | KAL_SPAWN_STDIN | KAL_SPAWN_DETACH)
+#define KAL_SPAWN_LOGIN	 0x8 /* login shell: argv[0] becomes "-" + basename (path unchanged) */
+#define KAL_SPAWN_KNOWN	 (KAL_SPAWN_PTY | KAL_SPAWN_STDIN | KAL_SPAWN_DETACH | KAL_SPAWN_LOGIN)
 
 enum kal_exit_kind {
 	KAL_EXIT_KIND_EXITED = 0,

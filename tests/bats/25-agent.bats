@@ -138,6 +138,11 @@ agent() { run_kal "$@"; }
 	assert_output --partial ok
 }
 
+@test "agent: a login shell sees -NAME as its argv[0]" {
+	run python3 "$AGENT_CLIENT" drive "$(dirname "$KAL")/guest/kal-init" login
+	assert_output --partial ok
+}
+
 @test "agent: orphans are reaped (no zombies)" {
 	run python3 "$AGENT_CLIENT" drive "$(dirname "$KAL")/guest/kal-init" orphans
 	assert_output --partial ok
@@ -207,7 +212,10 @@ agent() { run_kal "$@"; }
 }
 
 @test "agent: a command line over the frame limit is refused before sending" {
-	agent 125 __agent-test echo "$(head -c 70000 /dev/zero | tr '\0' a)"
+	local big
+	big=$(head -c 70000 /dev/zero | tr '\0' a)
+	run --separate-stderr "$KAL" __agent-test echo "$big"
+	assert_failure 125
 	assert_equal "$stderr" 'kal: exec: the command and environment exceed the 65536 byte frame limit'
 }
 

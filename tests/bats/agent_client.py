@@ -124,6 +124,12 @@ def rss_kib(pid):
     return 0
 
 
+def scenario_login(c):
+    # KAL_SPAWN_LOGIN: argv[0] becomes "-" + basename, the path stays
+    c.send(SPAWN, 1, spawn_payload(["/bin/sh", "-c", 'echo "$0"'], flags=0x8))
+    assert collect(c, [1])[1][0] == b"-sh\n"
+
+
 def scenario_flood(c):
     # a child writing at full speed while the host reads nothing: the agent's
     # memory stays bounded (channel cap), then everything still works
