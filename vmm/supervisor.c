@@ -42,6 +42,9 @@
 
 #define SUP_MAX_SESSIONS     1024
 #define SUP_CONSOLE_BATCH_MS 2
+#define SUP_SYNC_TIMEOUT_MS  2000
+/* agent-side session id the supervisor uses for its own SYNC (never handed out) */
+#define SUP_SYNC_SESSION 0xfffffff0u
 
 /* ---- byte queue --------------------------------------------------------- */
 
@@ -123,7 +126,7 @@ struct sup {
 	char *sock_path, *dir;
 	struct kal_proto_reader *agent_rd;
 	struct bq agent_out;
-	bool agent_ready, agent_dead, done;
+	bool agent_ready, agent_dead, done, sync_done;
 	long long boot_deadline;
 	long long console_next; /* do not poll the console before this */
 	int boot_timeout_s;
@@ -253,8 +256,8 @@ static struct sess *sess_new(struct sup *s, struct client *c, uint32_t local, ui
 			continue;
 		if (!gid) {
 			do
-				gid = ++s->next_gid ? s->next_gid : ++s->next_gid;
-			while (sess_by_gid(s, gid));
+				gid = ++s->next_gid;
+			while (gid == 0 || gid >= SUP_SYNC_SESSION || sess_by_gid(s, gid));
 		}
 		s->sess[i] = (struct sess){ .c = c, .gid = gid, .local = local };
 		return &s->sess[i];
@@ -326,7 +329,7 @@ static bool agent_ends(uint16_t t, uint16_t kind)
 	case KAL_MSG_LIST_REPLY:
 		return kind == KAL_MSG_LIST;
 	case KAL_MSG_OK:
-		return kind == KAL_MSG_FILE_WRITE;
+		return kind == KAL_MSG_FILE_WRITE || kind == KAL_MSG_SYNC;
 	case KAL_MSG_FILE_END:
 		return kind == KAL_MSG_FILE_READ;
 	default:
@@ -385,6 +388,10 @@ static void agent_frame(struct sup *s, const struct kal_frame_hdr *h, const uint
 		s->agent_ready = true;
 		kal_debug("supervise %s: agent ready (%s)", s->name, hello.software);
 		ready_report(s, "ready\n");
+		return;
+	}
+	if (h->session == SUP_SYNC_SESSION) {
+		s->sync_done = s->sync_done || h->type == KAL_MSG_OK || h->type == KAL_MSG_ERROR;
 		return;
 	}
 	if (!agent_may_send(h->type) || h->session == 0) {
@@ -497,6 +504,8 @@ static bool client_may_send(uint16_t t)
 	case KAL_MSG_FILE_WRITE:
 	case KAL_MSG_FILE_DATA:
 	case KAL_MSG_FILE_END:
+	case KAL_MSG_DETACH:
+	case KAL_MSG_SYNC:
 		return true;
 	default:
 		return false;
@@ -506,7 +515,7 @@ static bool client_may_send(uint16_t t)
 static bool opens_session(uint16_t t)
 {
 	return t == KAL_MSG_SPAWN || t == KAL_MSG_FILE_READ || t == KAL_MSG_FILE_WRITE ||
-	       t == KAL_MSG_LIST || t == KAL_MSG_PING;
+	       t == KAL_MSG_LIST || t == KAL_MSG_PING || t == KAL_MSG_SYNC;
 }
 
 static void sup_stop(struct sup *s);
@@ -564,7 +573,7 @@ static void client_frame(struct sup *s, struct client *c, const struct kal_frame
 			se = sess_new(s, c, h->session, 0);
 		} else if (h->type == KAL_MSG_WAIT) {
 			/* attach to a session by the agent-wide id (from LIST) */
-			if (sess_by_gid(s, h->session)) {
+			if (h->session >= SUP_SYNC_SESSION || sess_by_gid(s, h->session)) {
 				client_error(c, h->session, EBUSY,
 					     "session is attached to another client");
 				return;
@@ -589,6 +598,8 @@ static void client_frame(struct sup *s, struct client *c, const struct kal_frame
 		return;
 	}
 	frame_push(&s->agent_out, h->type, se->gid, p, h->len);
+	if (h->type == KAL_MSG_DETACH)
+		se->c = NULL; /* the agent keeps it; a later WAIT re-attaches by id */
 }
 
 static void client_read(struct sup *s, struct client *c)
@@ -631,12 +642,43 @@ static void client_accept(struct sup *s)
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
+/*
+ * Ask the agent to sync the guest's filesystems before the engine pulls the
+ * plug (QMP quit does not tell the guest).  Bounded: a wedged guest only
+ * delays the stop by SUP_SYNC_TIMEOUT_MS.
+ */
+static void sup_sync_guest(struct sup *s)
+{
+	int fd = s->ops->agent_fd(s->m);
+	long long deadline = mono_ms() + SUP_SYNC_TIMEOUT_MS;
+
+	if (!s->agent_ready || s->agent_dead)
+		return;
+	frame_push(&s->agent_out, KAL_MSG_SYNC, SUP_SYNC_SESSION, NULL, 0);
+	s->sync_done = false;
+	while (!s->sync_done && !s->agent_dead) {
+		long long left = deadline - mono_ms();
+		struct pollfd p = { .fd = fd,
+				    .events = (short)(POLLIN | (s->agent_out.len ? POLLOUT : 0)) };
+
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+			break;
+		if (p.revents & POLLOUT && bq_flush(&s->agent_out, fd) < 0)
+			break;
+		if (p.revents & (POLLIN | POLLHUP | POLLERR))
+			agent_read(s);
+	}
+	if (!s->sync_done)
+		kal_warn("supervise %s: guest did not confirm sync", s->name);
+}
+
 static void sup_stop(struct sup *s)
 {
 	struct kal_err *err = NULL;
 
 	if (s->done)
 		return;
+	sup_sync_guest(s);
 	if (s->ops->stop(s->m, 5000, &err) < 0) {
 		kal_warn("supervise %s: stop: %s", s->name, err->msg);
 		kal_err_free(err);
@@ -688,8 +730,11 @@ static void sup_finish(struct sup *s)
 		kal_atomic_write_file(exitf, line, strlen(line), 0600, NULL);
 	}
 	unlink(pidf);
-	if (s->cfg && s->cfg->auto_remove)
-		kal_rm_rf(s->dir, NULL);
+	if (s->cfg && s->cfg->auto_remove) {
+		if (s->sock_path)
+			unlink(s->sock_path);
+		vmstate_discard(s->home, s->name, NULL);
+	}
 }
 
 static char *initrd_prepare(struct sup *s, struct kal_err **err)

@@ -383,7 +383,6 @@ int vmstate_list(const char *home, char ***names, size_t *n, struct kal_err **er
 
 int vmstate_remove(const char *home, const char *name, struct kal_err **err)
 {
-	_cleanup_free_ char *dir = vmstate_dir(home, name);
 	_cleanup_free_ char *sock = vmstate_sock_path(home, name, NULL);
 	_cleanup_close_ int lock = -1;
 
@@ -397,7 +396,18 @@ int vmstate_remove(const char *home, const char *name, struct kal_err **err)
 		return -1;
 	if (sock)
 		unlink(sock);
-	if (kal_rm_rf(dir, err) < 0)
+	return vmstate_discard(home, name, err);
+}
+
+int vmstate_discard(const char *home, const char *name, struct kal_err **err)
+{
+	_cleanup_free_ char *dir = vmstate_dir(home, name);
+	_cleanup_free_ char *gone = xasprintf("%s/vms/.rm-%s-%d", home, name, (int)getpid());
+
+	/* the name disappears at once (rename), the files follow */
+	if (rename(dir, gone) < 0)
+		return kal_err_sys(err, errno, "remove VM `%s`", name);
+	if (kal_rm_rf(gone, err) < 0)
 		return kal_err_wrap(err, "remove VM `%s`", name);
 	return 0;
 }

@@ -79,5 +79,7 @@ int vmstate_lock(const char *home, const char *name, struct kal_err **err);
 int vmstate_list(const char *home, char ***names, size_t *n, struct kal_err **err);
 /* Remove the directory and socket of a VM that is not running. */
 int vmstate_remove(const char *home, const char *name, struct kal_err **err);
+/* Remove the directory, the caller holding the lock (rename away, then delete). */
+int vmstate_discard(const char *home, const char *name, struct kal_err **err);
 
 #endif
