@@ -413,12 +413,8 @@ static void agent_lost(struct sup *s, const char *why)
 	if (s->agent_dead)
 		return;
 	s->agent_dead = true;
+	/* the main loop learns whether the guest died with it and reports that */
 	kal_warn("supervise %s: agent channel: %s", s->name, why);
-	if (!s->agent_ready)
-		ready_report(s,
-			     "error: guest agent channel closed before the agent was ready "
-			     "(%s)\n",
-			     why);
 }
 
 static void agent_read(struct sup *s)

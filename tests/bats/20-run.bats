@@ -99,8 +99,8 @@ setup() { vm_setup; }
 
 @test "run: KAL_ENGINE=qemu is honoured and recorded" {
 	KAL_ENGINE=qemu run_kal run -d --name eng busybox
-	run grep -c '"engine": "qemu"' "$KAL_HOME/vms/eng/config.json"
-	assert_output 1
+	run jq -r .engine "$KAL_HOME/vms/eng/config.json"
+	assert_output qemu
 	run_kal rm -f eng
 }
 
@@ -115,7 +115,7 @@ setup() { vm_setup; }
 	KAL_CMDLINE_EXTRA=rdinit=/nonexistent run_kal 125 run --rm --name early busybox true
 	assert_output ""
 	[[ "$stderr" == "kal: VM \`early\` stopped before its agent was ready (qemu exited with status 0); console: "* ]]
-	[[ "$stderr" == *"No working init found"* ]]
+	[[ "$stderr" == *"Kernel panic"* ]]
 	[ ! -e "$KAL_HOME/vms/early" ]
 }
 
