@@ -902,8 +902,9 @@ static void chan_read(void)
 {
 	int rc = kal_proto_reader_fill(&A.rd, A.fd);
 
-	if (rc == -EPIPE) {
-		/* host side closed (virtio-serial: no host connected) */
+	if (rc == -EPIPE || rc == -ECONNRESET) {
+		/* host side closed (virtio-serial: no host connected; a socket peer
+		 * that closed with our frames unread resets instead) */
 		chan_down();
 		return;
 	}
