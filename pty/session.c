@@ -169,8 +169,11 @@ static int handle(struct sess *s, const struct kal_frame_hdr *h, const uint8_t *
 			return malformed(s, h->type, err);
 		if (h->session != SESSION_ID && h->session != 0)
 			return 0;
-		return kal_err_set(err, e.errnum > 0 ? e.errnum : EPROTO, "VM `%s`: %s%s", s->o->vm,
-				   s->spawned ? "" : "exec: ", e.message);
+		/* the supervisor's messages already name the VM */
+		if (!strncmp(e.message, "VM `", 4))
+			return kal_err_set(err, e.errnum > 0 ? e.errnum : EPROTO, "%s", e.message);
+		return kal_err_set(err, e.errnum > 0 ? e.errnum : EPROTO, "VM `%s`: %s", s->o->vm,
+				   e.message);
 	}
 	if (h->session != SESSION_ID) {
 		kal_debug("ignoring %s frame for session %u", kal_proto_type_name(h->type),

@@ -120,3 +120,14 @@ setup() { vm_setup; }
 	run_kal 125 exec ex-stopped true
 	assert_equal "$stderr" 'kal: exec: VM `ex-stopped` is not running'
 }
+
+@test "exec: a VM that dies under a running command is reported, not a hang" {
+	"$KAL" run -d --name ex-die busybox >/dev/null
+	"$KAL" exec ex-die sleep 60 2>"$BATS_TEST_TMPDIR/err" &
+	local pid=$! rc=0
+	sleep 2
+	kill -9 "$(vm_qemu_pid ex-die)"
+	wait "$pid" || rc=$?
+	assert_equal "$rc" 125
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/err")" 'kal: exec: VM `ex-die` ended (qemu killed by signal 9)'
+}
