@@ -1233,6 +1233,10 @@ int supervisor_stop(const char *home, const char *name, int timeout_ms, struct k
 	case VMSTATE_MISSING:
 		return kal_err_set(err, ENOENT, "no such VM `%s`", name);
 	case VMSTATE_CREATED:
+		/* a supervisor killed hard leaves its socket; nothing listens on it */
+		sock = vmstate_sock_path(home, name, NULL);
+		if (sock)
+			unlink(sock);
 		return 0;
 	case VMSTATE_RUNNING:
 		break;

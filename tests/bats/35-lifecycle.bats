@@ -113,7 +113,8 @@ setup() { vm_setup; }
 	r=$(rss_kib "$spid")
 	echo "# supervisor RSS with a stalled client: ${r} KiB (base ${base} KiB)" >&3
 	[ "$r" -lt $((base + 4096)) ]
-	kill "$client"
+	# the client vanishes (kill -9): the supervisor hangs up its session
+	kill -9 "$client"
 	wait "$client" || true
 	exec 4<&-
 	run_kal exec stall echo answered
