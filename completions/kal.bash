@@ -4,7 +4,7 @@
 # or source it from ~/.bashrc.
 # shellcheck shell=bash disable=SC2034
 
-_kal_commands='cache help images inspect load prune pull rmi version'
+_kal_commands='cache doctor exec help images inspect load logs prune ps pull rm rmi run shell stop version'
 _kal_global_opts='--home --verbose --version --help'
 
 # _kal_cmd_info CMD: sets _kal_opts (option words) and _kal_kind (operand kind)
@@ -13,6 +13,14 @@ _kal_cmd_info() {
 	cache)
 		_kal_opts='--delete --help'
 		_kal_kind='none'
+		;;
+	doctor)
+		_kal_opts='--help'
+		_kal_kind='none'
+		;;
+	exec)
+		_kal_opts='--interactive --tty --env --workdir --user --help'
+		_kal_kind='vm'
 		;;
 	help)
 		_kal_opts='--help'
@@ -30,17 +38,41 @@ _kal_cmd_info() {
 		_kal_opts='--name --platform --quiet --help'
 		_kal_kind='file'
 		;;
+	logs)
+		_kal_opts='--follow --help'
+		_kal_kind='vm'
+		;;
 	prune)
 		_kal_opts='--quiet --help'
+		_kal_kind='none'
+		;;
+	ps)
+		_kal_opts='--all --quiet --help'
 		_kal_kind='none'
 		;;
 	pull)
 		_kal_opts='--quiet --platform --insecure --offline --help'
 		_kal_kind='image'
 		;;
+	rm)
+		_kal_opts='--force --help'
+		_kal_kind='vm'
+		;;
 	rmi)
 		_kal_opts='--help'
 		_kal_kind='image'
+		;;
+	run)
+		_kal_opts='--name --rm --detach --interactive --tty --env --workdir --user --memory --cpus --net --engine --help'
+		_kal_kind='image'
+		;;
+	shell)
+		_kal_opts='--user --workdir --help'
+		_kal_kind='vm'
+		;;
+	stop)
+		_kal_opts='--time --help'
+		_kal_kind='vm'
 		;;
 	version)
 		_kal_opts='--help'
@@ -53,6 +85,14 @@ _kal_cmd_info() {
 # _kal_argkind CMD OPTION: prints the value kind of an option that takes a value
 _kal_argkind() {
 	case $1 in
+	exec)
+		case $2 in
+		--env | -e) echo none ;;
+		--workdir | -w) echo dir ;;
+		--user | -u) echo none ;;
+		*) return 1 ;;
+		esac
+		;;
 	images)
 		case $2 in
 		--format) echo none ;;
@@ -69,6 +109,32 @@ _kal_argkind() {
 	pull)
 		case $2 in
 		--platform) echo none ;;
+		*) return 1 ;;
+		esac
+		;;
+	run)
+		case $2 in
+		--name) echo none ;;
+		--env | -e) echo none ;;
+		--workdir | -w) echo dir ;;
+		--user | -u) echo none ;;
+		--memory | -m) echo none ;;
+		--cpus) echo none ;;
+		--net) echo none ;;
+		--engine) echo none ;;
+		*) return 1 ;;
+		esac
+		;;
+	shell)
+		case $2 in
+		--user | -u) echo none ;;
+		--workdir | -w) echo dir ;;
+		*) return 1 ;;
+		esac
+		;;
+	stop)
+		case $2 in
+		--time | -t) echo none ;;
 		*) return 1 ;;
 		esac
 		;;

@@ -7,12 +7,20 @@ function __kal_argopts -a cmd
     switch $cmd
         case ''
             printf '%s\n' --home
+        case exec
+            printf '%s\n' --env -e --workdir -w --user -u
         case images
             printf '%s\n' --format
         case load
             printf '%s\n' --name --platform
         case pull
             printf '%s\n' --platform
+        case run
+            printf '%s\n' --name --env -e --workdir -w --user -u --memory -m --cpus --net --engine
+        case shell
+            printf '%s\n' --user -u --workdir -w
+        case stop
+            printf '%s\n' --time -t
     end
 end
 
@@ -68,13 +76,21 @@ end
 
 function __kal_commands
     printf '%s\t%s\n' cache 'check the image cache or show where it is'
+    printf '%s\t%s\n' doctor 'check this host for running VMs'
+    printf '%s\t%s\n' exec 'run a command in a running VM'
     printf '%s\t%s\n' help 'show help for kal or one command'
     printf '%s\t%s\n' images 'list cached images'
     printf '%s\t%s\n' inspect 'show a cached image as JSON'
     printf '%s\t%s\n' load 'import an OCI layout directory or a docker-save tarball'
+    printf '%s\t%s\n' logs 'print a VM\'s console log'
     printf '%s\t%s\n' prune 'delete cached objects no image uses'
+    printf '%s\t%s\n' ps 'list VMs'
     printf '%s\t%s\n' pull 'download an image and convert its layers to EROFS'
+    printf '%s\t%s\n' rm 'remove VMs'
     printf '%s\t%s\n' rmi 'remove cached images by name'
+    printf '%s\t%s\n' run 'boot a new VM from an image and run a command in it'
+    printf '%s\t%s\n' shell 'open a login shell in a VM or a fresh VM from an image'
+    printf '%s\t%s\n' stop 'stop running VMs'
     printf '%s\t%s\n' version 'print the version of kal'
 end
 
@@ -88,6 +104,18 @@ complete -c kal -n '__kal_no_command' -s h -l help -d 'show this help'
 # cache
 complete -c kal -n '__kal_at cache first' -l delete -d 'verify: delete corrupt objects (pull again to restore them)'
 complete -c kal -n '__kal_at cache first' -l help -d 'show help for this command'
+
+# doctor
+complete -c kal -n '__kal_at doctor first' -l help -d 'show help for this command'
+
+# exec
+complete -c kal -n '__kal_at exec first' -s i -l interactive -d 'keep stdin open and forward it to the command'
+complete -c kal -n '__kal_at exec first' -s t -l tty -d 'allocate a pseudo-terminal in the guest (raw mode here)'
+complete -c kal -n '__kal_at exec first' -s e -l env -x -d 'set an environment variable (K alone: take it from here)'
+complete -c kal -n '__kal_at exec first' -s w -l workdir -x -a '(__fish_complete_directories (commandline -ct))' -d 'working directory inside the guest'
+complete -c kal -n '__kal_at exec first' -s u -l user -x -d 'user (name, uid, name:group or uid:gid) inside the guest'
+complete -c kal -n '__kal_at exec first' -l help -d 'show help for this command'
+complete -c kal -n '__kal_at exec first' -x -a '(__kal_list ps)'
 
 # help
 complete -c kal -n '__kal_at help first' -l help -d 'show help for this command'
@@ -109,9 +137,19 @@ complete -c kal -n '__kal_at load first' -s q -l quiet -d 'print nothing but err
 complete -c kal -n '__kal_at load first' -l help -d 'show help for this command'
 complete -c kal -n '__kal_at load' -F
 
+# logs
+complete -c kal -n '__kal_at logs first' -s f -l follow -d 'keep printing new output until the VM stops'
+complete -c kal -n '__kal_at logs first' -l help -d 'show help for this command'
+complete -c kal -n '__kal_at logs first' -x -a '(__kal_list ps)'
+
 # prune
 complete -c kal -n '__kal_at prune first' -s q -l quiet -d 'print only the total'
 complete -c kal -n '__kal_at prune first' -l help -d 'show help for this command'
+
+# ps
+complete -c kal -n '__kal_at ps first' -s a -l all -d 'also list VMs that are not running'
+complete -c kal -n '__kal_at ps first' -s q -l quiet -d 'print names only'
+complete -c kal -n '__kal_at ps first' -l help -d 'show help for this command'
 
 # pull
 complete -c kal -n '__kal_at pull first' -s q -l quiet -d 'print nothing but errors'
@@ -121,9 +159,41 @@ complete -c kal -n '__kal_at pull first' -l offline -d 'make no request: succeed
 complete -c kal -n '__kal_at pull first' -l help -d 'show help for this command'
 complete -c kal -n '__kal_at pull first' -x -a '(__kal_list images)'
 
+# rm
+complete -c kal -n '__kal_at rm first' -s f -l force -d 'stop running VMs first'
+complete -c kal -n '__kal_at rm first' -l help -d 'show help for this command'
+complete -c kal -n '__kal_at rm first' -x -a '(__kal_list ps)'
+
 # rmi
 complete -c kal -n '__kal_at rmi first' -l help -d 'show help for this command'
 complete -c kal -n '__kal_at rmi first' -x -a '(__kal_list images)'
+
+# run
+complete -c kal -n '__kal_at run first' -l name -x -d 'name the VM (default: generated)'
+complete -c kal -n '__kal_at run first' -l rm -d 'remove the VM when it stops'
+complete -c kal -n '__kal_at run first' -s d -l detach -d 'boot, print the VM\'s name and leave it running'
+complete -c kal -n '__kal_at run first' -s i -l interactive -d 'keep stdin open and forward it to the command'
+complete -c kal -n '__kal_at run first' -s t -l tty -d 'allocate a pseudo-terminal in the guest'
+complete -c kal -n '__kal_at run first' -s e -l env -x -d 'set an environment variable (K alone: take it from here)'
+complete -c kal -n '__kal_at run first' -s w -l workdir -x -a '(__fish_complete_directories (commandline -ct))' -d 'working directory inside the guest'
+complete -c kal -n '__kal_at run first' -s u -l user -x -d 'user inside the guest'
+complete -c kal -n '__kal_at run first' -s m -l memory -x -d 'guest memory, e.g. 512M or 2G (default 512M)'
+complete -c kal -n '__kal_at run first' -l cpus -x -d 'virtual CPUs (default 1)'
+complete -c kal -n '__kal_at run first' -l net -x -d 'network: user (NAT, default) or none'
+complete -c kal -n '__kal_at run first' -l engine -x -d 'kvm, qemu or auto (default: $KAL_ENGINE or auto)'
+complete -c kal -n '__kal_at run first' -l help -d 'show help for this command'
+complete -c kal -n '__kal_at run first' -x -a '(__kal_list images)'
+
+# shell
+complete -c kal -n '__kal_at shell first' -s u -l user -x -d 'user inside the guest'
+complete -c kal -n '__kal_at shell first' -s w -l workdir -x -a '(__fish_complete_directories (commandline -ct))' -d 'working directory inside the guest'
+complete -c kal -n '__kal_at shell first' -l help -d 'show help for this command'
+complete -c kal -n '__kal_at shell first' -x -a '(__kal_list ps)'
+
+# stop
+complete -c kal -n '__kal_at stop first' -s t -l time -x -d 'wait this long before forcing the VM off (default 5)'
+complete -c kal -n '__kal_at stop first' -l help -d 'show help for this command'
+complete -c kal -n '__kal_at stop first' -x -a '(__kal_list ps)'
 
 # version
 complete -c kal -n '__kal_at version first' -l help -d 'show help for this command'

@@ -17,10 +17,11 @@
  *           a receiver checks it BEFORE allocating or reading the payload.
  *  type     enum kal_msg_type; an unknown type is a protocol error.
  *  flags    reserved, must be 0 in version 1 (receivers reject other values).
- *  session  chosen by the client for SPAWN / FILE_* / LIST / PING requests
- *           (non-zero), echoed in every reply and in all output of that
- *           session.  0 is only valid for HELLO.  The supervisor multiplexes
- *           several clients onto one agent channel by rewriting this field.
+ *  session  chosen by the client for SPAWN / FILE_* / LIST / PING / SYNC
+ *           requests (non-zero), echoed in every reply and in all output of
+ *           that session.  0 is only used by HELLO and by an agent ERROR
+ *           about the channel itself.  The supervisor multiplexes several
+ *           clients onto one agent channel by rewriting this field.
  *
  * Payload field encodings (packed, no padding):
  *   u8/u16/u32/i32/u64  little-endian integers
@@ -33,14 +34,14 @@
  * Messages (C = client/host -> agent, A = agent -> client):
  *   HELLO      C,A  u32 version, u32 max_payload, str software ("kal 0.1")
  *                   The agent sends one unsolicited HELLO when it starts
- *                   serving (so the supervisor can tell "agent ready"), and
- *                   answers every client HELLO with its own.  A receiver
- *                   must accept a HELLO at any time.  A host need not send
- *                   HELLO (the supervisor checks the agent's); after a HELLO
- *                   with another version the agent answers every request
- *                   with ERROR until a HELLO with its version.  A version mismatch is a hard error on the side
- *                   that sees it ("agent protocol version 2, kal speaks 1:
- *                   rebuild the VM's agent").
+ *                   serving (so the supervisor can tell "agent ready") and
+ *                   answers every client HELLO with its own; a receiver
+ *                   accepts a HELLO at any time.  A host need not send one
+ *                   (the supervisor checks the agent's).  A version mismatch
+ *                   is a hard error on the side that sees it ("agent
+ *                   protocol version 2, kal speaks 1: rebuild the VM's
+ *                   agent"); after a HELLO with another version the agent
+ *                   answers requests with ERROR until a HELLO with its own.
  *   PING       C    u64 cookie                 -> PONG u64 cookie (liveness)
  *   PONG       A    u64 cookie
  *   ERROR      A    i32 errno, str message     (request failed; session ends)
@@ -89,6 +90,12 @@
  * KAL_SPAWN_DETACH, or whose client went away) keeps only the last
  * KAL_PROTO_DETACHED_CAP bytes of output (older bytes dropped and counted).
  * At most KAL_PROTO_MAX_SESSIONS sessions exist at once.
+ *
+ * Errors: a frame whose header is malformed (oversize, unknown type, flags)
+ * desynchronises the stream, so the receiver drops its input state.  A
+ * well-framed message with a bad payload only fails its own session (ERROR
+ * "malformed SPAWN frame"; a running process goes on, detached), because
+ * the supervisor forwards clients' payloads without parsing them.
  */
 #ifndef KAL_GUEST_PROTO_H
 #define KAL_GUEST_PROTO_H
@@ -141,7 +148,8 @@ enum kal_msg_type {
 #define KAL_SPAWN_PTY	 0x1 /* a pty (setsid + controlling tty) instead of pipes */
 #define KAL_SPAWN_STDIN	 0x2 /* stdin is fed by STDIN frames; else /dev/null */
 #define KAL_SPAWN_DETACH 0x4 /* no client attached: output buffered (bounded) */
-#define KAL_SPAWN_KNOWN	 (KAL_SPAWN_PTY | KAL_SPAWN_STDIN | KAL_SPAWN_DETACH)
+#define KAL_SPAWN_LOGIN	 0x8 /* login shell: argv[0] becomes "-" + basename (path unchanged) */
+#define KAL_SPAWN_KNOWN	 (KAL_SPAWN_PTY | KAL_SPAWN_STDIN | KAL_SPAWN_DETACH | KAL_SPAWN_LOGIN)
 
 enum kal_exit_kind {
 	KAL_EXIT_KIND_EXITED = 0,

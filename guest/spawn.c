@@ -165,7 +165,21 @@ void agent_spawn_child(const struct kal_msg_spawn *m)
 	environ = env;
 
 	/* execvp searches the PATH of environ, which is now the session's */
-	execvp(m->argv[0], (char *const *)m->argv);
+	if (m->flags & KAL_SPAWN_LOGIN) {
+		/* login(1) convention: the shell sees "-bash" as its name */
+		const char **v = calloc((size_t)m->argc + 1, sizeof(*v));
+		const char *base = strrchr(m->argv[0], '/');
+		char *dash;
+
+		if (!v || asprintf(&dash, "-%s", base ? base + 1 : m->argv[0]) < 0)
+			child_die(126, "kal: out of memory");
+		v[0] = dash;
+		for (uint32_t i = 1; i < m->argc; i++)
+			v[i] = m->argv[i];
+		execvp(m->argv[0], (char *const *)v);
+	} else {
+		execvp(m->argv[0], (char *const *)m->argv);
+	}
 	rc = errno;
 	child_die(rc == ENOENT || rc == ENOTDIR ? 127 : 126, "kal: exec `%s`: %s", m->argv[0],
 		  strerror(rc));

@@ -9,6 +9,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -381,6 +382,7 @@ int ic_layer_convert(int in_fd, enum ic_compression comp, int out_fd, struct ic_
 	memset(res, 0, sizeof(*res));
 	{
 		struct stat ost;
+		int fl = fcntl(out_fd, F_GETFL);
 
 		/* the padding is made by ftruncate, so stale bytes would survive in it */
 		if (fstat(out_fd, &ost) < 0)
@@ -388,6 +390,10 @@ int ic_layer_convert(int in_fd, enum ic_compression comp, int out_fd, struct ic_
 		if (!S_ISREG(ost.st_mode) || ost.st_size != 0)
 			return kal_err_set(err, EINVAL,
 					   "layer: output must be an empty regular file");
+		/* pwrite ignores the offset under O_APPEND; the digest reads the image back */
+		if (fl < 0 || (fl & O_APPEND) || (fl & O_ACCMODE) != O_RDWR)
+			return kal_err_set(
+			    err, EINVAL, "layer: output must be open read-write, without O_APPEND");
 	}
 	s.max = env_u64("KAL_MAX_LAYER_BYTES", DEFAULT_MAX_BYTES);
 	s.in = xmalloc(IN_BUF);

@@ -293,7 +293,8 @@ static int spawn(struct sess *s)
 {
 	const struct pty_session_opts *o = s->o;
 	struct kal_msg_spawn m = {
-		.flags = (o->tty ? KAL_SPAWN_PTY : 0) | (o->interactive ? KAL_SPAWN_STDIN : 0),
+		.flags = (o->tty ? KAL_SPAWN_PTY : 0) | (o->interactive ? KAL_SPAWN_STDIN : 0) |
+			 (o->login ? KAL_SPAWN_LOGIN : 0),
 		.uid = KAL_PROTO_ID_UNSET,
 		.gid = KAL_PROTO_ID_UNSET,
 		.user = o->user ? o->user : "",

@@ -23,6 +23,7 @@ struct pty_session_opts {
 	const char *user; /* NULL: root; name, uid, name:group, uid:gid */
 	bool tty;	  /* -t: a guest pty; raw mode when stdin is a terminal */
 	bool interactive; /* -i: forward stdin */
+	bool login;	  /* a login shell: the command sees "-NAME" as argv[0] */
 	const char *vm;	  /* for error messages ("VM `dev`") */
 	/* liveness: PING after ping_ms of silence, give up after timeout_ms without a frame */
 	unsigned int ping_ms, timeout_ms;

@@ -195,6 +195,17 @@ config_of() {
 	assert_line --regexp '^drwxrwxrwt 0/0 .* tmp/$'
 }
 
+@test "busybox: the unpacked layer runs its shell (chroot)" {
+	[ "$(id -u)" = 0 ] || skip_host_lacks "root (for chroot)"
+	local root=$BATS_TEST_TMPDIR/root m
+	m=$(fixture_manifest busybox)
+	mkdir "$root"
+	tar -C "$root" -xzf "$(fixture_blob busybox "$(jq -r '.layers[0].digest' "$m")")"
+	run chroot "$root" /bin/sh -c 'echo hello from $(readlink /usr/bin/env); ls /usr/sbin/chroot'
+	assert_success
+	assert_output $'hello from /bin/busybox\n/usr/sbin/chroot'
+}
+
 @test "busybox-docker: the same layer under Docker schema2 media types" {
 	local m b
 	m=$(fixture_blob busybox-docker "$(fixture_digest busybox-docker)")
@@ -288,6 +299,15 @@ config_of() {
 	done
 }
 
+@test "a failing fixture build publishes nothing in the cache" {
+	KAL_CACHE=$BATS_TEST_TMPDIR/cache KAL_FIXTURE_BUSYBOX=/bin/false \
+		run "$KAL_FIXTURES_DIR/mkfixture.sh" busybox
+	assert_failure
+	assert_output $'mkfixture: `/bin/false --list-full` failed\nfixture busybox: build failed'
+	run find "$BATS_TEST_TMPDIR/cache/fixtures" -mindepth 1 -maxdepth 1 -name '*busybox*' ! -name .busybox.lock
+	assert_output ''
+}
+
 @test "mkfixture.sh rejects an unknown fixture" {
 	run "$KAL_FIXTURES_DIR/mkfixture.sh" nope
 	assert_failure
@@ -314,8 +334,22 @@ config_of() {
 	grep -qx ./usr/bin/apt-get "$BATS_TEST_TMPDIR/list"
 	# merged /usr via usr-is-merged, not usrmerge (which pulls in perl)
 	grep -qx ./var/lib/dpkg/info/usr-is-merged.list "$BATS_TEST_TMPDIR/list"
+	if [ "$(id -u)" = 0 ]; then
+		mkdir "$BATS_TEST_TMPDIR/root"
+		tar -C "$BATS_TEST_TMPDIR/root" -xf "$BATS_TEST_TMPDIR/rootfs.tar" --exclude './dev/*'
+		run chroot "$BATS_TEST_TMPDIR/root" bash -c 'dpkg-query -W -f="\${Status}\n" bash; apt-get --version | head -n1'
+		assert_success
+		assert_line --index 0 'install ok installed'
+		assert_line --index 1 --regexp '^apt 2\.6\.'
+	fi
 	run grep -c '^./var/lib/dpkg/info/usrmerge\.' "$BATS_TEST_TMPDIR/list"
 	assert_output 0
+	# big enough that the push must stream; it comes back intact
+	run fixture_push debian
+	assert_success
+	assert_output "$(fixture_digest debian)"
+	blob_get debian "$(jq -r '.layers[0].digest' "$m")" "$BATS_TEST_TMPDIR/got"
+	cmp "$BATS_TEST_TMPDIR/got" "$layer"
 }
 
 @test "registry_stop stops the registry" {

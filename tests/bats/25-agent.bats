@@ -133,6 +133,21 @@ agent() { run_kal "$@"; }
 	assert_output --partial ok
 }
 
+@test "agent: a stalled host keeps the agent's memory bounded under an output flood" {
+	run python3 "$AGENT_CLIENT" drive "$(dirname "$KAL")/guest/kal-init" flood
+	assert_output --partial ok
+}
+
+@test "agent: a login shell sees -NAME as its argv[0]" {
+	run python3 "$AGENT_CLIENT" drive "$(dirname "$KAL")/guest/kal-init" login
+	assert_output --partial ok
+}
+
+@test "agent: orphans are reaped (no zombies)" {
+	run python3 "$AGENT_CLIENT" drive "$(dirname "$KAL")/guest/kal-init" orphans
+	assert_output --partial ok
+}
+
 @test "agent: the session cap refuses the 257th and LIST shows 256" {
 	run python3 "$AGENT_CLIENT" drive "$(dirname "$KAL")/guest/kal-init" cap
 	assert_output --partial ok
@@ -194,4 +209,19 @@ agent() { run_kal "$@"; }
 	run --separate-stderr bash -c "{ sleep 0.5; cat '$BATS_TEST_TMPDIR/paste'; } | '$KAL' __agent-test -it sh -c 'stty -echo; wc -l'"
 	assert_success
 	assert_output --regexp "^$want"
+}
+
+@test "agent: a command line over the frame limit is refused before sending" {
+	local big
+	big=$(head -c 70000 /dev/zero | tr '\0' a)
+	run --separate-stderr "$KAL" __agent-test echo "$big"
+	assert_failure 125
+	assert_equal "$stderr" 'kal: exec: the command and environment exceed the 65536 byte frame limit'
+}
+
+@test "agent: SIGTERM to kal in a -it session restores the terminal" {
+	command -v script >/dev/null || skip_host_lacks script
+	run script -qec "'$KAL' __agent-test -it sleep 20 </dev/tty & sleep 1; stty -a </dev/tty | grep -o ' -\\?icanon'; kill -TERM \$!; wait; stty -a | grep -o ' -\\?icanon'" /dev/null
+	assert_line --index 0 --partial ' -icanon'
+	assert_line --index 1 --partial ' icanon'
 }

@@ -56,7 +56,7 @@ setup() { vm_setup; }
 	assert_output /init
 	run_kal 0 exec ex hostname
 	assert_output ex
-	run_kal 0 exec ex sh -c 'grep -c " ex$" /etc/hosts'
+	run_kal 0 exec ex grep -c '[[:space:]]ex$' /etc/hosts
 	assert_output 1
 }
 

@@ -94,6 +94,7 @@ def drive(agent, scenario):
     assert t == HELLO and struct.unpack_from("<I", p)[0] == 1, "agent says HELLO v1 first"
     c.send(HELLO, 0, struct.pack("<II", 1, 65536) + s("agent_client"))
     assert c.recv()[0] == HELLO
+    c.pid = proc.pid
     globals()["scenario_" + scenario](c)
     a.close()
     proc.wait(timeout=10)
@@ -114,6 +115,53 @@ def collect(c, sids):
         elif t == ERROR:
             raise AssertionError("agent error for %d: %r" % (sid, p))
     return res
+
+
+def rss_kib(pid):
+    for line in open("/proc/%d/status" % pid):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def scenario_login(c):
+    # KAL_SPAWN_LOGIN: argv[0] becomes "-" + basename, the path stays
+    c.send(SPAWN, 1, spawn_payload(["/bin/sh", "-c", 'echo "$0"'], flags=0x8))
+    assert collect(c, [1])[1][0] == b"-sh\n"
+
+
+def scenario_flood(c):
+    # a child writing at full speed while the host reads nothing: the agent's
+    # memory stays bounded (channel cap), then everything still works
+    c.send(SPAWN, 1, spawn_payload(["yes", "flood"]))
+    time.sleep(2)
+    rss = rss_kib(c.pid)
+    assert rss < 8192, "agent RSS %d KiB with a stalled host" % rss
+    c.send(SIGNAL, 1, struct.pack("<I", 9))
+    res = collect(c, [1])
+    assert res[1][2] == 137 and res[1][0].startswith(b"flood\n")
+    c.send(SPAWN, 2, spawn_payload(["echo", "after"]))
+    assert collect(c, [2])[2][0] == b"after\n"
+    print("agent RSS with a stalled host: %d KiB" % rss)
+
+
+def scenario_orphans(c):
+    # double-forked orphans re-parent to the agent (subreaper here, PID 1 in a VM)
+    c.send(SPAWN, 1, spawn_payload(["sh", "-c", "for i in 1 2 3 4 5; do (sleep 0.2 &); done"]))
+    collect(c, [1])
+    time.sleep(1.5)
+    zombies = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            st = open("/proc/%s/stat" % d).read()
+        except OSError:
+            continue
+        fields = st.rsplit(")", 1)[1].split()
+        if fields[0] == "Z" and int(fields[1]) == c.pid:
+            zombies.append(d)
+    assert not zombies, "zombies left: %s" % zombies
 
 
 def scenario_many(c):

@@ -1,0 +1,132 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: GPL-2.0-or-later
+# kal's own KVM VMM driven by the freestanding test guest (tests/guest-bare/):
+# PVH boot, virtio-mmio console/blk/pmem/rng, and hostile virtqueue chains
+# that must be refused (NEEDS_RESET) while the VMM keeps serving.
+# bats test_tags=kvm
+
+load helpers
+
+setup() {
+	kal_setup_home
+	[ -r /dev/kvm ] && [ -w /dev/kvm ] || skip_host_lacks "read-write /dev/kvm"
+	GUEST=$(dirname "$(readlink -f "$KAL")")/guest-bare.elf
+	[ -f "$GUEST" ] || fail "test guest $GUEST not built (make guest-bare)"
+	DISK=$BATS_TEST_TMPDIR/disk.img
+	PMEM=$BATS_TEST_TMPDIR/pmem.img
+	python3 - "$DISK" "$PMEM" <<'PY'
+import sys
+d = bytearray(2048 * 512); d[0:8] = b'KALDISK0'
+open(sys.argv[1], 'wb').write(d)
+p = bytearray(2 << 20); p[0:8] = b'KALPMEM0'
+open(sys.argv[2], 'wb').write(p)
+PY
+}
+
+run_guest() {
+	echo "# \$ kal __vmm-test-guest $*" >&3
+	run --separate-stderr timeout -k 10 120 "$KAL" __vmm-test-guest "$@" < <(printf 'ping\n')
+	printf '%s\n' "$output" "$stderr" | sed 's/^/# /' >&3
+}
+
+@test "bare guest: every device check passes on the kvm VMM" {
+	pmem_before=$(sha256sum <"$PMEM")
+	run_guest "$GUEST" --blk "$DISK" --pmem "$PMEM"
+	assert_success
+	refute_output --partial "not ok"
+	assert_line "hello from the bare guest"
+	assert_line --regexp '^ok [0-9]+ - console: received `ping` from the host$'
+	assert_line --regexp '^ok [0-9]+ - blk: serial `kal-test-disk`$'
+	assert_line --regexp '^ok [0-9]+ - blk: sector 1 reads back$'
+	assert_line --regexp '^ok [0-9]+ - pmem: guest stores are dropped$'
+	assert_line --regexp '^ok [0-9]+ - rng: 64 bytes of entropy$'
+	assert_line "1..73"
+	assert_line "serial: hello from COM1"
+	[[ $stderr == *"vmm: guest exited with code 0 after "* ]]
+	# the guest's stores to pmem never reach the image
+	[ "$(sha256sum <"$PMEM")" = "$pmem_before" ]
+	[[ $stderr == *"guest write of 1 bytes to read-only pmem at 0x100000000 dropped"* ]]
+	# the blk write landed in the file
+	run dd if="$DISK" bs=512 skip=1 count=1 status=none
+	assert_output --partial "written by the bare guest"
+}
+
+@test "bare guest: hostile chains are refused and the VMM keeps serving" {
+	run_guest "$GUEST" --blk "$DISK" --pmem "$PMEM"
+	assert_success
+	for what in "descriptor loop 0->1->0" "chain longer than the queue" \
+		"head index out of range" "next index out of range" "buffer outside guest RAM" \
+		"buffer in the MMIO window" "address + length overflows u64" \
+		"readable buffer for a device that writes" "readable descriptor after a writable one" \
+		"indirect descriptor never negotiated" "available index jumps past the queue size" \
+		"writable buffer in the pmem window" "queue size 3 refused" \
+		"misaligned descriptor ring refused" "FEATURES_OK without VERSION_1 refused" \
+		"DRIVER_OK before FEATURES_OK refused"; do
+		assert_line --regexp "^ok [0-9]+ - hostile: ${what//+/\\+}\$"
+	done
+	assert_line "console still works after the hostile chains"
+	[[ $stderr == *"virtio-rng@0xd0003000: queue 0: chain from head 0 is longer than the queue (8); device needs reset"* ]]
+}
+
+@test "bare guest: device interrupts arrive through irqfd and the in-kernel IOAPIC" {
+	run_guest "$GUEST" --blk "$DISK" --pmem "$PMEM"
+	assert_success
+	assert_line --regexp '^ok [0-9]+ - irq: device interrupt delivered through the IOAPIC, status acked by the handler$'
+	assert_line --regexp '^ok [0-9]+ - irq: a halted vCPU is woken by the device interrupt$'
+	assert_line --regexp '^ok [0-9]+ - irq: console interrupt on its own line$'
+	assert_line --regexp '^ok [0-9]+ - irq: COM1 transmitter-empty interrupt on IRQ 4$'
+}
+
+@test "bare guest: device state survives save, scribble and restore mid-run" {
+	run_guest "$GUEST" --blk "$DISK" --pmem "$PMEM"
+	assert_success
+	assert_line --regexp '^ok [0-9]+ - snapshot: every device saved and restored$'
+	assert_line --regexp '^ok [0-9]+ - snapshot: blk status restored$'
+	# the blk checks run twice, the second time on the restored queues
+	run grep -c -- '- blk: sector 1 reads back$' <<<"$output"
+	assert_output 2
+}
+
+@test "bare guest: runs without optional devices" {
+	run_guest "$GUEST"
+	assert_success
+	refute_output --partial "not ok"
+}
+
+@test "bare guest: a second vCPU waiting for SIPI does not keep the VM from stopping" {
+	run_guest "$GUEST" --cpus 2
+	assert_success
+	refute_output --partial "not ok"
+	[[ $stderr == *"vmm: guest exited with code 0 after "* ]]
+}
+
+@test "__vmm-test-guest: missing kernel" {
+	run_kal 125 __vmm-test-guest "$BATS_TEST_TMPDIR/none.elf"
+	assert_equal "$stderr" "kal: vmm: kernel \`$BATS_TEST_TMPDIR/none.elf\`: open \`$BATS_TEST_TMPDIR/none.elf\`: No such file or directory"
+}
+
+@test "__vmm-test-guest: not an ELF" {
+	run_kal 125 __vmm-test-guest "$PMEM"
+	assert_equal "$stderr" "kal: vmm: kernel \`$PMEM\`: not an ELF file (a bzImage? boot the vmlinux)"
+}
+
+@test "__vmm-test-guest: ELF without a PVH note" {
+	objcopy --remove-section .note.Xen "$GUEST" "$BATS_TEST_TMPDIR/nonote.elf"
+	run_kal 125 __vmm-test-guest "$BATS_TEST_TMPDIR/nonote.elf"
+	assert_equal "$stderr" "kal: vmm: kernel \`$BATS_TEST_TMPDIR/nonote.elf\`: no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); build it with CONFIG_PVH=y"
+}
+
+@test "__vmm-test-guest: pmem image not a 2 MiB multiple" {
+	head -c 4096 "$PMEM" >"$BATS_TEST_TMPDIR/small.img"
+	run_kal 125 __vmm-test-guest "$GUEST" --pmem "$BATS_TEST_TMPDIR/small.img"
+	assert_equal "$stderr" "kal: vmm: pmem \`$BATS_TEST_TMPDIR/small.img\`: size 4096 is not a non-zero multiple of 2 MiB"
+}
+
+@test "__vmm-probe: classifies this host's KVM speed" {
+	run_kal __vmm-probe
+	assert_output --regexp '^kvm: [0-9]+\.[0-9]{2} ns per guest kernel-mode instruction: (hardware speed|emulated \(nested\), prefer the qemu engine)$'
+	# the build hosts' nested kvm_pvm emulates kernel-mode code
+	if [ -d /sys/module/kvm_pvm ]; then
+		assert_output --partial "emulated (nested)"
+	fi
+}

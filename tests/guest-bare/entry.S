@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * PVH entry of the bare test guest: entered in 32-bit protected mode with
+ * paging off and %ebx = hvm_start_info (the same path a Linux vmlinux takes).
+ * Builds identity page tables for 0-5 GiB with 2 MiB pages (RAM, the
+ * virtio-mmio window below 4 GiB, the first pmem window at 4 GiB), enters
+ * long mode and calls guest_main(start_info).
+ */
+#define PT_PRESENT_RW 0x3
+#define PD_LARGE 0x83 /* present, writable, 2 MiB page */
+#define NR_PD 5
+
+	.section .note.Xen, "a", @note
+	.p2align 2
+	.long 4			/* namesz */
+	.long 4			/* descsz */
+	.long 18		/* XEN_ELFNOTE_PHYS32_ENTRY */
+	.asciz "Xen"
+	.long pvh_start32
+
+	.section .text.entry, "ax"
+	.code32
+	.globl pvh_start32
+pvh_start32:
+	cli
+	mov %ebx, %esi
+	lgdt gdt_desc
+
+	/* PD entries: entry i maps i * 2 MiB */
+	xor %ecx, %ecx
+1:	mov %ecx, %eax
+	shl $21, %eax
+	or $PD_LARGE, %eax
+	mov %eax, pd(,%ecx,8)
+	mov %ecx, %eax
+	shr $11, %eax
+	mov %eax, pd+4(,%ecx,8)
+	inc %ecx
+	cmp $(512 * NR_PD), %ecx
+	jne 1b
+	/* PDPT[i] -> PD i */
+	xor %ecx, %ecx
+2:	mov %ecx, %eax
+	shl $12, %eax
+	add $pd, %eax
+	or $PT_PRESENT_RW, %eax
+	mov %eax, pdpt(,%ecx,8)
+	inc %ecx
+	cmp $NR_PD, %ecx
+	jne 2b
+	mov $pdpt, %eax
+	or $PT_PRESENT_RW, %eax
+	mov %eax, pml4
+
+	mov %cr4, %eax
+	or $0x20, %eax		/* PAE */
+	mov %eax, %cr4
+	mov $pml4, %eax
+	mov %eax, %cr3
+	mov $0xc0000080, %ecx	/* EFER */
+	rdmsr
+	or $0x100, %eax		/* LME */
+	wrmsr
+	mov %cr0, %eax
+	or $0x80000001, %eax	/* PG | PE */
+	mov %eax, %cr0
+	ljmp $0x08, $start64
+
+	.code64
+start64:
+	mov $0x10, %ax
+	mov %ax, %ds
+	mov %ax, %es
+	mov %ax, %ss
+	mov %ax, %fs
+	mov %ax, %gs
+	lea stack_top(%rip), %rsp
+	mov %esi, %edi		/* zero-extends: start_info */
+	call guest_main
+3:	mov $0xff, %al
+	out %al, $0xf4		/* guest_main never returns; if it does, fail */
+	jmp 3b
+
+	.section .data
+	.p2align 3
+gdt:
+	.quad 0
+	.quad 0x00af9a000000ffff	/* 0x08: 64-bit code */
+	.quad 0x00cf92000000ffff	/* 0x10: data */
+gdt_end:
+gdt_desc:
+	.word gdt_end - gdt - 1
+	.long gdt
+
+	.section .bss
+	.p2align 12
+pml4:	.skip 4096
+pdpt:	.skip 4096
+pd:	.skip 4096 * NR_PD
+	.p2align 4
+	.skip 16384
+stack_top:
