@@ -166,3 +166,17 @@ PY
 	assert_output "fine"
 	run_kal rm -f sock
 }
+
+@test "logs -f follows the console and ends when the VM stops" {
+	run_kal run -d --name follow busybox
+	"$KAL" logs -f follow >"$BATS_TEST_TMPDIR/follow.out" 3>&- &
+	pid=$!
+	run_kal exec follow sh -c 'echo followed-line >/dev/console'
+	for _ in $(seq 50); do grep -q followed-line "$BATS_TEST_TMPDIR/follow.out" && break; sleep 0.1; done
+	run_kal stop follow
+	for _ in $(seq 50); do proc_alive "$pid" || break; sleep 0.1; done
+	! proc_alive "$pid"
+	run grep -c followed-line "$BATS_TEST_TMPDIR/follow.out"
+	assert_output 1
+	run_kal rm follow
+}
