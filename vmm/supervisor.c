@@ -7,6 +7,11 @@
  * supervisor reading the agent channel (the agent then stops reading its
  * children, see proto.h flow control), and a full agent queue stops reading
  * clients, so neither a guest nor a client can grow the supervisor's memory.
+ * FIXME: that pause is per VM, not per session: one stalled client stalls the
+ * other sessions of its VM until it reads or goes away.  Per-session credits
+ * need a protocol message; dropping output instead would corrupt pipelines.
+ * A client that goes away hangs up its attached commands (SIGHUP, like a
+ * closed terminal); DETACH from the client keeps them running instead.
  */
 #include <errno.h>
 #include <fcntl.h>
