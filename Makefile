@@ -87,13 +87,15 @@ check-unit: $(UNIT_BINS)
 check-bats: kal
 	$(Q)KAL=$(CURDIR)/$(BUILD)/kal tests/run.sh bats
 
-check: all $(UNIT_BINS)
+check: all fixtures $(UNIT_BINS)
 	$(Q)KAL=$(CURDIR)/$(BUILD)/kal tests/run.sh all $(UNIT_BINS)
 
 DEB_PACKAGES = build-essential pkg-config git libcurl4-openssl-dev libarchive-dev libzstd-dev \
 	libjson-c-dev libssl-dev zlib1g-dev libcmocka-dev bats bats-assert bats-support \
 	docker-registry erofs-utils mmdebstrap busybox-static skopeo umoci jq curl zstd \
-	e2fsprogs python3 clang-format shellcheck
+	e2fsprogs python3 clang-format shellcheck strace hyperfine clang libclang-rt-14-dev \
+	linux-source-6.1 bc bison flex libelf-dev cpio xz-utils qemu-system-x86 musl-tools man-db zsh \
+	fish
 deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES)

@@ -88,8 +88,9 @@ const struct kal_cmd kal_cmd_cache = {
 	    "`verify` rehashes every blob against its name and every EROFS layer against "
 	    "its recorded sha256, prints `corrupt: PATH (want ..., got ...)` for each bad "
 	    "object and exits 1 when any is left; --delete removes them (pull again to "
-	    "restore). Stale temporary files are removed. Ends with `cache ok` when "
-	    "clean. `path` prints $KAL_HOME.",
+	    "restore). Stale temporary files are removed (`removed: PATH (...)`), and "
+	    "images whose objects are missing are listed as `incomplete: images/NAME (...)`. "
+	    "Ends with `cache ok` when nothing corrupt is left. `path` prints $KAL_HOME.",
 	.opts = cache_opts,
 	.exec = cache_exec,
 };

@@ -6,6 +6,27 @@
 #include "cmd.h"
 #include "help.h"
 
+const struct kal_opt kal_global_opts[] = {
+	{ "home", 0, "DIR", "state directory (default $KAL_HOME or ~/.local/share/kal)", 'H' },
+	{ "verbose", 'v', NULL, "debug output on stderr", 'v' },
+	{ "version", 0, NULL, "print the version", 'V' },
+	{ "help", 'h', NULL, "show this help", 'h' },
+	{ 0 },
+};
+
+static void print_opt(FILE *f, const struct kal_opt *o)
+{
+	char left[64];
+
+	if (o->short_name)
+		snprintf(left, sizeof(left), "-%c, --%s%s%s", o->short_name, o->name,
+			 o->arg ? " " : "", o->arg ? o->arg : "");
+	else
+		snprintf(left, sizeof(left), "    --%s%s%s", o->name, o->arg ? " " : "",
+			 o->arg ? o->arg : "");
+	fprintf(f, "  %-26s %s\n", left, o->help);
+}
+
 void kal_help_print_main(FILE *f)
 {
 	fprintf(
@@ -17,11 +38,10 @@ void kal_help_print_main(FILE *f)
 			continue;
 		fprintf(f, "  %-10s %s\n", kal_cmds[i]->name, kal_cmds[i]->summary);
 	}
-	fprintf(f, "\nGlobal options:\n"
-		   "  --home DIR   state directory (default $KAL_HOME or ~/.local/share/kal)\n"
-		   "  -v, --verbose  debug output on stderr\n"
-		   "  --version    print the version\n"
-		   "\nRun `kal help COMMAND` for a command's options.\n");
+	fprintf(f, "\nGlobal options:\n");
+	for (const struct kal_opt *o = kal_global_opts; o->name; o++)
+		print_opt(f, o);
+	fprintf(f, "\nRun `kal help COMMAND` for a command's options.\n");
 }
 
 void kal_help_print_cmd(FILE *f, const struct kal_cmd *cmd)
@@ -31,17 +51,8 @@ void kal_help_print_cmd(FILE *f, const struct kal_cmd *cmd)
 	if (!cmd->opts || !cmd->opts[0].name)
 		return;
 	fprintf(f, "\nOptions:\n");
-	for (const struct kal_opt *o = cmd->opts; o->name; o++) {
-		char left[64];
-
-		if (o->short_name)
-			snprintf(left, sizeof(left), "-%c, --%s%s%s", o->short_name, o->name,
-				 o->arg ? " " : "", o->arg ? o->arg : "");
-		else
-			snprintf(left, sizeof(left), "    --%s%s%s", o->name, o->arg ? " " : "",
-				 o->arg ? o->arg : "");
-		fprintf(f, "  %-26s %s\n", left, o->help);
-	}
+	for (const struct kal_opt *o = cmd->opts; o->name; o++)
+		print_opt(f, o);
 }
 
 static size_t edit_distance(const char *a, const char *b)

@@ -6,6 +6,10 @@
 #include <stdio.h>
 
 struct kal_cmd;
+struct kal_opt;
+
+/* kal's own options before the command (parsed in main.c); terminated by { 0 } */
+extern const struct kal_opt kal_global_opts[];
 
 void kal_help_print_main(FILE *f);
 void kal_help_print_cmd(FILE *f, const struct kal_cmd *cmd);

@@ -261,7 +261,8 @@ static void layout_walk(struct layout *l, struct ic_erofs_inode *root)
 			if (d->slots[i])
 				d->slots[k++] = d->slots[i];
 		d->nchildren = k;
-		qsort(d->slots, k, sizeof(*d->slots), dentry_cmp);
+		if (k > 1)
+			qsort(d->slots, k, sizeof(*d->slots), dentry_cmp);
 		for (uint32_t i = 0; i < k; i++) {
 			struct ic_erofs_inode *c = d->slots[i]->inode;
 

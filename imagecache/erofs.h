@@ -176,33 +176,30 @@ struct ic_erofs_dentry {
 	struct ic_erofs_inode *inode;
 };
 
+/* fields ordered by size: up to a million of these live at once */
 struct ic_erofs_inode {
-	uint32_t mode; /* S_IFMT | permissions */
-	uint32_t uid, gid;
+	uint64_t size; /* regular files and symlinks: data bytes */
 	int64_t mtime;
-	uint32_t mtime_nsec;
-	uint64_t size;	  /* regular files and symlinks: data bytes */
-	uint32_t rdev;	  /* char/block devices: new_encode_dev() */
-	uint32_t blkaddr; /* FLAT_PLAIN data start block (files, symlinks) */
+	uint64_t nid;	  /* layout pass: 0 until laid out (nid 0 is never used) */
 	uint32_t *chunks; /* CHUNK_BASED block map (NULL for FLAT_PLAIN) */
+	struct ic_erofs_xattr *xattrs;
+	struct ic_erofs_dentry **slots; /* directories: open-addressing table of children */
+	struct ic_erofs_inode *parent;	/* layout pass, directories: for ".." */
+	uint32_t mode;			/* S_IFMT | permissions */
+	uint32_t uid, gid;
+	uint32_t mtime_nsec;
+	uint32_t rdev;	  /* char/block devices: new_encode_dev() */
+	uint32_t blkaddr; /* FLAT_PLAIN data start block (files, symlinks, dirs) */
 	uint32_t nchunks;
+	uint32_t nslots, nchildren;
+	uint32_t nlink;	     /* layout pass */
+	uint32_t meta_len;   /* layout pass: core + xattrs + chunk map */
+	uint32_t dir_blocks; /* layout pass, directories: dirent blocks */
+	uint16_t nxattrs;
 	uint8_t chunkbits; /* log2(chunk size) - IC_EROFS_BLKBITS */
 	bool whiteout;	   /* overlayfs whiteout made from a `.wh.` entry */
 	bool opaque;	   /* directory gets trusted.overlay.opaque=y */
-	struct ic_erofs_xattr *xattrs;
-	uint16_t nxattrs;
-
-	/* directories: open-addressing table of children, NULL slots empty */
-	struct ic_erofs_dentry **slots;
-	uint32_t nslots, nchildren;
-
-	/* filled by the layout pass */
-	uint32_t nlink;
-	uint64_t nid;		       /* 0 until laid out (nid 0 is never used) */
-	struct ic_erofs_inode *parent; /* directories: for ".." */
-	uint32_t meta_len;	       /* core + xattrs + chunk map */
-	uint32_t dir_blocks;	       /* directories: dirent blocks */
-	bool extended;
+	bool extended;	   /* layout pass: 64-byte inode */
 };
 
 /* Look up a child by name in a directory inode; NULL when absent. */

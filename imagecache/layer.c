@@ -9,10 +9,13 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -179,16 +182,131 @@ static ssize_t stream_read(struct stream *s)
 	return n;
 }
 
+/*
+ * Decompression and diff_id hashing run on a helper thread, one step ahead of
+ * libarchive and the image writer: a ring of PIPE_SLOTS buffers.  libarchive
+ * may keep using the buffer it got until its next read callback, so a slot is
+ * released only on the following call.
+ */
+#define PIPE_SLOTS 4
+
+struct pipeline {
+	struct stream *s;
+	pthread_t thread;
+	bool started, stop;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint8_t *buf[PIPE_SLOTS];
+	ssize_t len[PIPE_SLOTS];
+	bool full[PIPE_SLOTS];
+	unsigned head, tail;
+	int held;	       /* slot the consumer holds, or -1 */
+	bool saw_end, saw_err; /* what the consumer was handed (deterministic, unlike s->eof) */
+};
+
+static void *pipe_producer(void *arg)
+{
+	struct pipeline *p = arg;
+
+	for (;;) {
+		ssize_t n;
+
+		pthread_mutex_lock(&p->mu);
+		while (p->full[p->head] && !p->stop)
+			pthread_cond_wait(&p->cv, &p->mu);
+		if (p->stop) {
+			pthread_mutex_unlock(&p->mu);
+			break;
+		}
+		pthread_mutex_unlock(&p->mu);
+		p->s->out = p->buf[p->head];
+		n = stream_read(p->s);
+		pthread_mutex_lock(&p->mu);
+		p->len[p->head] = n;
+		p->full[p->head] = true;
+		pthread_cond_broadcast(&p->cv);
+		pthread_mutex_unlock(&p->mu);
+		if (n <= 0)
+			break; /* the end or an error: the slot stays full for good */
+		p->head = (p->head + 1) % PIPE_SLOTS;
+	}
+	return NULL;
+}
+
+/* next buffer of uncompressed bytes: its length, 0 at the end, -1 on error (see s->err) */
+static ssize_t pipe_next(struct pipeline *p, const void **buf)
+{
+	ssize_t n;
+
+	pthread_mutex_lock(&p->mu);
+	if (p->held >= 0) {
+		p->full[p->held] = false;
+		p->held = -1;
+		pthread_cond_broadcast(&p->cv);
+	}
+	while (!p->full[p->tail])
+		pthread_cond_wait(&p->cv, &p->mu);
+	n = p->len[p->tail];
+	*buf = p->buf[p->tail];
+	if (n > 0) {
+		p->held = (int)p->tail;
+		p->tail = (p->tail + 1) % PIPE_SLOTS;
+	} else if (n == 0) {
+		p->saw_end = true;
+	} else {
+		p->saw_err = true;
+	}
+	pthread_mutex_unlock(&p->mu);
+	return n;
+}
+
+static int pipe_start(struct pipeline *p, struct stream *s, struct kal_err **err)
+{
+	int e;
+
+	p->s = s;
+	p->held = -1;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	for (int i = 0; i < PIPE_SLOTS; i++)
+		p->buf[i] = xmalloc(OUT_BUF);
+	e = pthread_create(&p->thread, NULL, pipe_producer, p);
+	if (e)
+		return kal_err_sys(err, e, "layer: start decompression thread");
+	p->started = true;
+	return 0;
+}
+
+static void pipe_stop(struct pipeline *p)
+{
+	if (p->started) {
+		pthread_mutex_lock(&p->mu);
+		p->stop = true;
+		pthread_cond_broadcast(&p->cv);
+		pthread_mutex_unlock(&p->mu);
+		pthread_join(p->thread, NULL);
+		p->started = false;
+	}
+	for (int i = 0; i < PIPE_SLOTS; i++) {
+		free(p->buf[i]);
+		p->buf[i] = NULL;
+	}
+	if (p->s) {
+		pthread_mutex_destroy(&p->mu);
+		pthread_cond_destroy(&p->cv);
+		p->s = NULL;
+	}
+}
+
 static la_ssize_t archive_cb_read(struct archive *a, void *data, const void **buf)
 {
-	struct stream *s = data;
-	ssize_t n = stream_read(s);
+	struct pipeline *p = data;
+	ssize_t n = pipe_next(p, buf);
 
 	if (n < 0) {
-		archive_set_error(a, EIO, "%s", s->err ? s->err->msg : "read error");
+		archive_set_error(a, EIO, "%s", p->s->err ? p->s->err->msg : "read error");
 		return -1;
 	}
-	*buf = s->out;
 	return n;
 }
 
@@ -250,6 +368,7 @@ int ic_layer_convert(int in_fd, enum ic_compression comp, int out_fd, struct ic_
 		     struct kal_err **err)
 {
 	struct stream s = { .fd = in_fd, .comp = comp };
+	struct pipeline pipe = { 0 };
 	struct ic_tar_limits lim = {
 		.max_entries = env_u64("KAL_MAX_LAYER_ENTRIES", IC_TAR_MAX_ENTRIES),
 	};
@@ -261,9 +380,23 @@ int ic_layer_convert(int in_fd, enum ic_compression comp, int out_fd, struct ic_
 	int rc = -1, r;
 
 	memset(res, 0, sizeof(*res));
+	{
+		struct stat ost;
+		int fl = fcntl(out_fd, F_GETFL);
+
+		/* the padding is made by ftruncate, so stale bytes would survive in it */
+		if (fstat(out_fd, &ost) < 0)
+			return kal_err_sys(err, errno, "layer: output");
+		if (!S_ISREG(ost.st_mode) || ost.st_size != 0)
+			return kal_err_set(err, EINVAL,
+					   "layer: output must be an empty regular file");
+		/* pwrite ignores the offset under O_APPEND; the digest reads the image back */
+		if (fl < 0 || (fl & O_APPEND) || (fl & O_ACCMODE) != O_RDWR)
+			return kal_err_set(
+			    err, EINVAL, "layer: output must be open read-write, without O_APPEND");
+	}
 	s.max = env_u64("KAL_MAX_LAYER_BYTES", DEFAULT_MAX_BYTES);
 	s.in = xmalloc(IN_BUF);
-	s.out = xmalloc(OUT_BUF);
 	s.h = ic_hasher_new();
 	if (comp == IC_COMP_GZIP) {
 		if (inflateInit2(&s.z, 15 + 16) != Z_OK) {
@@ -291,23 +424,28 @@ int ic_layer_convert(int in_fd, enum ic_compression comp, int out_fd, struct ic_
 	t = ic_tree_new();
 	/* the image may hold the data plus per-file padding and sparse zero-fill */
 	w = ic_erofs_writer_new(out_fd, s.max + s.max / 8 + (64ull << 20));
-	r = archive_read_open(a, &s, NULL, archive_cb_read, NULL);
+	if (pipe_start(&pipe, &s, err) < 0)
+		goto out;
+	r = archive_read_open(a, &pipe, NULL, archive_cb_read, NULL);
 	if (r != ARCHIVE_OK) {
-		if (s.err)
+		pipe_stop(&pipe); /* joins: s is ours again */
+		if (pipe.saw_err)
 			goto stream_err;
 		kal_err_set(err, EINVAL, "layer: %s",
-			    s.eof && s.total == 0 ? "empty layer stream" : "not a tar archive");
+			    pipe.saw_end && s.total == 0 ? "empty layer stream"
+							 : "not a tar archive");
 		goto out;
 	}
 	if (ic_tar_read(a, t, w, &lim, &res->entries, err) < 0) {
-		if (s.err) {
+		pipe_stop(&pipe);
+		if (pipe.saw_err) {
 			kal_err_clear(err);
 			goto stream_err;
 		}
 		if ((*err) && strstr((*err)->msg, "Unrecognized archive format")) {
 			kal_err_clear(err);
 			kal_err_set(err, EINVAL, "layer: not a tar archive");
-		} else if (s.eof && (*err) &&
+		} else if (pipe.saw_end && (*err) &&
 			   (strstr((*err)->msg, "runcated") || strstr((*err)->msg, "premature"))) {
 			kal_err_clear(err);
 			kal_err_set(err, EINVAL, "layer: truncated tar archive");
@@ -317,10 +455,16 @@ int ic_layer_convert(int in_fd, enum ic_compression comp, int out_fd, struct ic_
 		goto out;
 	}
 	/* the diff_id covers everything, including bytes after the end-of-archive blocks */
-	while ((r = (int)stream_read(&s)) > 0)
-		;
-	if (r < 0)
-		goto stream_err;
+	{
+		const void *buf;
+		ssize_t n;
+
+		while ((n = pipe_next(&pipe, &buf)) > 0)
+			;
+		pipe_stop(&pipe); /* joins: s is ours again */
+		if (n < 0)
+			goto stream_err;
+	}
 	ic_hasher_final(s.h, &res->diff_id);
 	res->tar_bytes = s.total;
 	if (hex_to_bytes(res->diff_id.hex, seed, sizeof(seed)) < 0 ||
@@ -341,6 +485,7 @@ stream_err:
 out:
 	if (a)
 		archive_read_free(a);
+	pipe_stop(&pipe);
 	ic_tree_free(t);
 	ic_erofs_writer_free(w);
 	if (s.z_ready)
@@ -349,6 +494,5 @@ out:
 	ic_hasher_free(s.h);
 	kal_err_free(s.err);
 	free(s.in);
-	free(s.out);
 	return rc;
 }

@@ -31,8 +31,8 @@ struct ic_layer_result {
 
 /*
  * Read the layer from in_fd to EOF and write the EROFS image to out_fd, which
- * must be an empty, seekable regular file; the caller owns publication (fsync,
- * rename).  Decompression output is capped (bombs fail with a clear error).
+ * must be an empty regular file opened O_RDWR (not O_APPEND); the caller
+ * owns publication (fsync, rename).  Decompression output is capped (bombs fail with a clear error).
  */
 int ic_layer_convert(int in_fd, enum ic_compression comp, int out_fd, struct ic_layer_result *res,
 		     struct kal_err **err);

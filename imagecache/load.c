@@ -289,6 +289,9 @@ static int load_layout(struct ic_store *s, const char *dir, const struct ic_load
 
 	lo.dir = (char *)dir;
 	lo.fallback_repo = basename(dcopy);
+	if (access(olp, F_OK) < 0 && errno == ENOENT)
+		return kal_err_set(err, EINVAL,
+				   "`%s` is not an OCI image layout (no `oci-layout` file)", dir);
 	if (kal_read_file(olp, 4096, &ol, NULL, err) < 0)
 		return -1;
 	olj = json_tokener_parse(ol);
@@ -420,7 +423,8 @@ static struct archive *ds_open(const char *path, struct kal_err **err)
 	archive_read_support_filter_all(a);
 	archive_read_support_format_tar(a);
 	if (archive_read_open_filename(a, path, 64 * 1024) != ARCHIVE_OK) {
-		kal_err_set(err, EINVAL, "`%s`: %s", path, archive_error_string(a));
+		kal_err_set(err, EINVAL, "neither an OCI layout nor a docker-save tarball (%s)",
+			    archive_error_string(a));
 		archive_read_free(a);
 		return NULL;
 	}

@@ -913,7 +913,13 @@ int ic_store_verify(struct ic_store *s, bool del, ic_store_report_fn fn, void *a
 		kind = layer_file_kind(de->d_name, &diff_id);
 		if (!kind) {
 			report(fn, arg, "corrupt", rp, "not a layer file name", 0);
-			bad++;
+			if (!del)
+				bad++;
+			else if (remove_obj(dirfd(d), de->d_name, "layers/sha256", "deleted", NULL,
+					    fn, arg, NULL, err) < 0) {
+				closedir(d);
+				return -1;
+			}
 			continue;
 		}
 		jname = xasprintf("%s.json", diff_id.hex);

@@ -75,13 +75,14 @@ static char *arena_strndup(struct ic_tree *t, const char *s, size_t n)
 
 static struct ic_erofs_inode *inode_new(struct ic_tree *t, uint32_t mode)
 {
-	struct ic_erofs_inode *ino = xzalloc(sizeof(*ino));
+	struct ic_erofs_inode *ino = arena_alloc(t, sizeof(*ino));
 
 	if (t->ninodes == t->cap) {
 		t->cap = t->cap ? t->cap * 2 : 1024;
 		t->inodes = xreallocarray(t->inodes, t->cap, sizeof(*t->inodes));
 	}
 	t->inodes[t->ninodes++] = ino;
+	memset(ino, 0, sizeof(*ino));
 	ino->mode = mode;
 	return ino;
 }
@@ -101,7 +102,6 @@ void ic_tree_free(struct ic_tree *t)
 	for (size_t i = 0; i < t->ninodes; i++) {
 		free(t->inodes[i]->slots);
 		free(t->inodes[i]->chunks);
-		free(t->inodes[i]);
 	}
 	free(t->inodes);
 	while (t->arena) {
@@ -254,6 +254,114 @@ static struct ic_erofs_inode *walk_parents(struct ic_tree *t, const char *raw, i
 	return d;
 }
 
+/* linux/posix_acl_xattr.h: version 2 header, then (tag, perm, id) entries sorted by tag, id */
+#define ACL_XATTR_VERSION 2
+enum {
+	ACL_USER_OBJ = 1,
+	ACL_USER = 2,
+	ACL_GROUP_OBJ = 4,
+	ACL_GROUP = 8,
+	ACL_MASK = 16,
+	ACL_OTHER = 32
+};
+
+struct acl_ent {
+	uint16_t tag, perm;
+	uint32_t id;
+};
+
+static int acl_ent_cmp(const void *a, const void *b)
+{
+	const struct acl_ent *x = a, *y = b;
+
+	if (x->tag != y->tag)
+		return x->tag < y->tag ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/*
+ * The entry's access (type 0) or default (type 1) ACL as a posix_acl xattr
+ * value in the arena; NULL with *len 0 when there is none, NULL with *len 1
+ * after an error.
+ */
+static void *acl_xattr(struct ic_tree *t, struct archive_entry *ae, int type, const char *raw,
+		       size_t *len, struct kal_err **err)
+{
+	int want = type ? ARCHIVE_ENTRY_ACL_TYPE_DEFAULT : ARCHIVE_ENTRY_ACL_TYPE_ACCESS;
+	int n = archive_entry_acl_count(ae, want), k = 0, atype, perm, tag, id;
+	struct acl_ent ents[64 + 1];
+	uint32_t group_class = 0;
+	bool named = false, mask = false;
+	const char *name;
+	uint8_t *out;
+
+	*len = 0;
+	if (n <= 0)
+		return NULL;
+	archive_entry_acl_reset(ae, want);
+	while (archive_entry_acl_next(ae, want, &atype, &perm, &tag, &id, &name) == ARCHIVE_OK) {
+		struct acl_ent e = { .perm = (uint16_t)(perm & 7), .id = 0xffffffffu };
+
+		if (k == 64) {
+			*len = 1;
+			kal_err_set(err, E2BIG, "`%s`: more than 64 ACL entries", raw);
+			return NULL;
+		}
+		switch (tag) {
+		case ARCHIVE_ENTRY_ACL_USER_OBJ:
+			e.tag = ACL_USER_OBJ;
+			break;
+		case ARCHIVE_ENTRY_ACL_USER:
+			e.tag = ACL_USER;
+			e.id = (uint32_t)id;
+			named = true;
+			break;
+		case ARCHIVE_ENTRY_ACL_GROUP_OBJ:
+			e.tag = ACL_GROUP_OBJ;
+			break;
+		case ARCHIVE_ENTRY_ACL_GROUP:
+			e.tag = ACL_GROUP;
+			e.id = (uint32_t)id;
+			named = true;
+			break;
+		case ARCHIVE_ENTRY_ACL_MASK:
+			e.tag = ACL_MASK;
+			mask = true;
+			break;
+		case ARCHIVE_ENTRY_ACL_OTHER:
+			e.tag = ACL_OTHER;
+			break;
+		default:
+			continue; /* NFSv4 ACLs have no POSIX form */
+		}
+		if (e.tag & (ACL_USER | ACL_GROUP | ACL_GROUP_OBJ))
+			group_class |= e.perm;
+		ents[k++] = e;
+	}
+	if (named && !mask) /* what setfacl does: the mask covers the group class */
+		ents[k++] = (struct acl_ent){ .tag = ACL_MASK,
+					      .perm = (uint16_t)group_class,
+					      .id = 0xffffffffu };
+	if (!k)
+		return NULL;
+	qsort(ents, (size_t)k, sizeof(ents[0]), acl_ent_cmp);
+	*len = 4 + 8 * (size_t)k;
+	out = arena_alloc(t, *len);
+	out[0] = ACL_XATTR_VERSION;
+	out[1] = out[2] = out[3] = 0;
+	for (int i = 0; i < k; i++) {
+		uint8_t *p = out + 4 + 8 * i;
+
+		p[0] = (uint8_t)ents[i].tag;
+		p[1] = (uint8_t)(ents[i].tag >> 8);
+		p[2] = (uint8_t)ents[i].perm;
+		p[3] = 0;
+		for (int b = 0; b < 4; b++)
+			p[4 + b] = (uint8_t)(ents[i].id >> (8 * b));
+	}
+	return out;
+}
+
 static int set_xattrs(struct ic_tree *t, struct archive_entry *ae, struct ic_erofs_inode *ino,
 		      const char *raw, struct kal_err **err)
 {
@@ -275,10 +383,13 @@ static int set_xattrs(struct ic_tree *t, struct archive_entry *ae, struct ic_ero
 
 	ino->nxattrs = 0;
 	ino->xattrs = NULL;
-	if (n <= 0)
+	if (n < 0)
+		n = 0;
+	if (!n && archive_entry_acl_count(ae, ARCHIVE_ENTRY_ACL_TYPE_ACCESS) <= 0 &&
+	    archive_entry_acl_count(ae, ARCHIVE_ENTRY_ACL_TYPE_DEFAULT) <= 0)
 		return 0;
-	xs = arena_alloc(t, (size_t)n * sizeof(*xs));
-	while (archive_entry_xattr_next(ae, &name, &value, &vlen) == ARCHIVE_OK) {
+	xs = arena_alloc(t, ((size_t)n + 2) * sizeof(*xs)); /* + the two ACL xattrs */
+	while (n && archive_entry_xattr_next(ae, &name, &value, &vlen) == ARCHIVE_OK) {
 		size_t i, plen = 0, slen;
 		int dup = -1;
 
@@ -323,6 +434,28 @@ static int set_xattrs(struct ic_tree *t, struct archive_entry *ae, struct ic_ero
 			.value = memcpy(arena_alloc(t, vlen ? vlen : 1), value, vlen),
 		};
 	}
+	/* POSIX ACLs (SCHILY.acl.*) become the system.posix_acl_* xattrs; they replace raw ones */
+	for (int type = 0; type < 2; type++) {
+		size_t alen = 0;
+		void *acl = acl_xattr(t, ae, type, raw, &alen, err);
+		uint8_t index = type ? IC_EROFS_XATTR_ACL_DEFAULT : IC_EROFS_XATTR_ACL_ACCESS;
+		int dup = -1;
+
+		if (!acl && alen)
+			return -1;
+		if (!acl)
+			continue;
+		for (int j = 0; j < k; j++)
+			if (xs[j].index == index)
+				dup = j;
+		if (dup < 0)
+			dup = k++;
+		xs[dup] = (struct ic_erofs_xattr){
+			.index = index, .name = "", .value = acl, .value_len = (uint16_t)alen
+		};
+	}
+	if (!k)
+		return 0;
 	/* fixed order for determinism: by index, then name */
 	for (int i = 1; i < k; i++) {
 		struct ic_erofs_xattr x = xs[i];

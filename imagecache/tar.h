@@ -8,9 +8,12 @@
  *     subtree); a whiteout never hides an entry of its own layer, but a
  *     same-layer dir hit by a whiteout, or re-created after one, becomes opaque
  *   - an entry below a non-directory of the same layer is an error (no
- *     symlink is ever followed); missing parents are created 0755 root:root
+ *     symlink is ever followed); missing parents are created 0755 root:root,
+ *     mtime 0 (an entry below a symlink of a lower layer thus gets a real dir)
  *   - hardlinks must point at an earlier non-directory entry of this layer;
  *     the target is normalised with `..` clamped at the root
+ *   - POSIX ACLs (SCHILY.acl.access/default) become system.posix_acl_* xattrs
+ *   - data of an entry replaced later stays in the image, unreferenced
  *   - sockets are dropped (warning); trusted.overlay.* and user.overlay.*
  *     xattrs from the image are dropped (warning) so it cannot forge whiteouts
  */

@@ -55,6 +55,20 @@ count_erofs() {
 	assert_equal "$(find "$KAL_HOME" -name '.tmp-*' | wc -l)" 0
 }
 
+@test "progress on a terminal: per-layer lines redrawn in place, nothing with -q" {
+	command -v script >/dev/null || skip_host_lacks script
+	script -qec "'$KAL' pull '$REG/shared:a'" /dev/null >"$BATS_TEST_TMPDIR/tty" </dev/null
+	local out
+	out=$(tr -d '\r' <"$BATS_TEST_TMPDIR/tty")
+	# one line per layer (12 hex digits of its digest, a state, bytes) and a total line
+	assert_regex "$out" $'\e\\[2K[0-9a-f]{12}  done +[0-9.]+ [kM]?B / [0-9.]+ [kM]?B'
+	assert_regex "$out" $'\e\\[2Ktotal +[0-9.]+ [kM]?B / [0-9.]+ [kM]?B +[0-9.]+ [kM]?B/s'
+	assert_regex "$out" $'\e\\[3A' # cursor back up over 2 layers + total: redrawn in place
+	assert_regex "$out" "$REG/shared:a: pulled sha256:[0-9a-f]{64} \\(2 layers, "
+	script -qec "'$KAL' pull -q '$REG/shared:b'" /dev/null >"$BATS_TEST_TMPDIR/tty" </dev/null
+	assert_equal "$(wc -c <"$BATS_TEST_TMPDIR/tty")" 0
+}
+
 @test "images lists the pulled image; -q prints canonical names" {
 	local digest
 	digest=$(fixture_digest busybox)

@@ -101,8 +101,10 @@ load helpers
 	printf 'hello' >"$BATS_TEST_TMPDIR/junk"
 	run_kal 125 load "$BATS_TEST_TMPDIR/junk"
 	assert_output ""
-	assert_equal "${stderr%%:*}" "kal"
-	assert_equal "$(wc -l <<<"$stderr")" 1
+	assert_equal "$stderr" "kal: load \`$BATS_TEST_TMPDIR/junk\`: neither an OCI layout nor a docker-save tarball (Unrecognized archive format)"
+	mkdir "$BATS_TEST_TMPDIR/dir"
+	run_kal 125 load "$BATS_TEST_TMPDIR/dir"
+	assert_equal "$stderr" "kal: load \`$BATS_TEST_TMPDIR/dir\`: \`$BATS_TEST_TMPDIR/dir\` is not an OCI image layout (no \`oci-layout\` file)"
 	run_kal 125 load "$BATS_TEST_TMPDIR/missing"
 	assert_equal "$stderr" "kal: load \`$BATS_TEST_TMPDIR/missing\`: \`$BATS_TEST_TMPDIR/missing\`: No such file or directory"
 }

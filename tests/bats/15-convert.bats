@@ -198,6 +198,19 @@ need_root_loop() {
 	assert_equal "$stderr" 'kal: warning: layer: dropped 1 overlay xattr from the image (first on `d/`)'
 }
 
+@test "convert: no file syscall ever carries a name from the tar" {
+	command -v strace >/dev/null || skip_host_lacks strace
+	local t
+	for t in features/layer1 features/layer2 hostile/traversal hostile/symlink-parent \
+		hostile/hardlink-escape hostile/absolute; do
+		rm -f "$BATS_TEST_TMPDIR/o.erofs"
+		strace -f -qq -e trace=%file -o "$BATS_TEST_TMPDIR/trace" \
+			"$KAL" __convert "$FX/$t.tar" "$BATS_TEST_TMPDIR/o.erofs" >/dev/null 2>&1 || true
+		run grep -E '/escape|etc/passwd|etc/shadow|hostname|links/|GNUSparse|\.wh\.' "$BATS_TEST_TMPDIR/trace"
+		assert_failure
+	done
+}
+
 @test "convert: usage errors" {
 	run_kal 125 __convert only-one
 	assert_equal "$stderr" "kal: __convert: requires exactly 2 arguments (usage: kal __convert [--gzip|--zstd|--plain|--auto] IN.tar OUT.erofs)"

@@ -52,7 +52,7 @@ skip_host_lacks() {
 # ${KAL_CACHE:-$HOME/.cache/kal}/fixtures/<name>-<hash>/. Names: busybox busybox-docker
 # zstd plain multiarch features shared debian docker-save (mkfixture.sh --list).
 
-KAL_FIXTURES_DIR=$(cd "$BATS_TEST_DIRNAME/../fixtures" && pwd)
+KAL_FIXTURES_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../fixtures" && pwd)
 OCI_REF_ANNOTATION=org.opencontainers.image.ref.name
 
 # fixture_build NAME: build (or reuse) fixture NAME, print its OCI layout directory
@@ -137,6 +137,7 @@ registry_start() {
 				break
 			fi
 			if _registry_curl -fo /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null; then
+				_registry_watch "$$" "$pid"
 				export KAL_TEST_REGISTRY=127.0.0.1:$port KAL_TEST_REGISTRY_PID=$pid
 				export KAL_TEST_REGISTRY_DIR=$dir
 				return 0
@@ -149,6 +150,18 @@ registry_start() {
 		tail -n 5 "$dir/registry.log" >&2
 	done
 	return 1
+}
+
+# _registry_watch OWNER PID: stop the registry PID once the bats process OWNER is gone
+# (setup_file's $$ lives as long as the file runs), so an interrupted run or a
+# missing teardown_file leaves no registry behind
+_registry_watch() {
+	(
+		while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do
+			sleep 1
+		done
+		kill "$2" 2>/dev/null
+	) </dev/null >/dev/null 2>&1 3>&- &
 }
 
 # registry_stop: stop the registry registry_start started

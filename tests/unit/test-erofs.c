@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -129,7 +130,7 @@ static int convert_buf(const void *tar, size_t len, enum ic_compression comp, st
 
 static void convert_ok(const struct tent *ents, struct image *img)
 {
-	static char tar[1 << 20];
+	static char tar[4 << 20];
 	size_t len = build_tar(ents, tar, sizeof(tar));
 	char *msg = NULL;
 
@@ -139,7 +140,7 @@ static void convert_ok(const struct tent *ents, struct image *img)
 
 static void convert_err(const struct tent *ents, const char *want)
 {
-	static char tar[1 << 20];
+	static char tar[4 << 20];
 	size_t len = build_tar(ents, tar, sizeof(tar));
 	struct image img;
 	char *msg = NULL;
@@ -225,7 +226,8 @@ static uint64_t dir_lookup(const struct image *img, uint64_t dir, const char *na
 	char prev[256] = "";
 
 	read_inode(img, dir, &ri);
-	assert_true(S_ISDIR(ri.mode));
+	if (!S_ISDIR(ri.mode))
+		return 0;
 	d = flat_data(img, &ri);
 	for (uint64_t blk = 0; blk * IC_EROFS_BLKSIZE < ri.size; blk++) {
 		const uint8_t *b = d + blk * IC_EROFS_BLKSIZE;
@@ -450,6 +452,10 @@ static void test_duplicates_last_wins(void **state)
 		{ "b/", AE_IFDIR, 0755 },
 		{ "b/c", AE_IFREG, 0644, "c" },
 		{ "b", AE_IFREG, 0644, "file now" },
+		{ "h1", AE_IFREG, 0644, "linked" },
+		{ "h2", AE_IFREG, 0644, "h1", .hardlink = 1 },
+		{ "h3", AE_IFREG, 0644, "h1", .hardlink = 1 },
+		{ "h1", AE_IFREG, 0644, "replaced" },
 		{ 0 },
 	};
 	struct image img;
@@ -462,6 +468,15 @@ static void test_duplicates_last_wins(void **state)
 	assert_memory_equal(flat_data(&img, &ri), "second", 6);
 	read_inode(&img, path_lookup(&img, "b"), &ri);
 	assert_true(S_ISREG(ri.mode));
+	assert_int_equal(path_lookup(&img, "b/c"), 0);
+	/* replacing a hardlinked name leaves the other links on the old inode */
+	read_inode(&img, path_lookup(&img, "h1"), &ri);
+	assert_int_equal(ri.nlink, 1);
+	assert_memory_equal(flat_data(&img, &ri), "replaced", 8);
+	assert_int_equal(path_lookup(&img, "h2"), path_lookup(&img, "h3"));
+	read_inode(&img, path_lookup(&img, "h2"), &ri);
+	assert_int_equal(ri.nlink, 2);
+	assert_memory_equal(flat_data(&img, &ri), "linked", 6);
 	image_free(&img);
 }
 
@@ -552,6 +567,36 @@ static void test_deterministic_and_gzip(void **state)
 	image_free(&c);
 }
 
+static void test_big_directory(void **state)
+{
+	static struct tent ents[1201];
+	static char names[1200][64];
+	struct image img;
+	struct rinode ri;
+
+	(void)state;
+	for (int i = 0; i < 1200; i++) {
+		snprintf(names[i], sizeof(names[i]), "d/file-%04d-%.*s", i, i % 30,
+			 "abcdefghijklmnopqrstuvwxyzabcd");
+		ents[i] = (struct tent){
+			.name = names[i], .type = AE_IFREG, .mode = 0644, .data = names[i]
+		};
+	}
+	convert_ok(ents, &img);
+	check_super(&img);
+	read_inode(&img, path_lookup(&img, "d"), &ri);
+	assert_true(ri.size > 4 * IC_EROFS_BLKSIZE); /* several dirent blocks */
+	for (int i = 0; i < 1200; i += 97) {
+		uint64_t nid = path_lookup(&img, names[i]);
+
+		assert_true(nid != 0);
+		read_inode(&img, nid, &ri);
+		assert_memory_equal(flat_data(&img, &ri), names[i], strlen(names[i]));
+	}
+	assert_true(path_lookup(&img, names[1199]) != 0);
+	image_free(&img);
+}
+
 static void test_sniff(void **state)
 {
 	(void)state;
@@ -600,6 +645,7 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_truncated_and_garbage),
 		cmocka_unit_test(test_deterministic_and_gzip),
+		cmocka_unit_test(test_big_directory),
 		cmocka_unit_test(test_sniff),
 		cmocka_unit_test(test_path_normalise),
 		cmocka_unit_test(test_crc32c),
