@@ -58,11 +58,11 @@ static void doctor_kvm(void)
 	}
 	if (ns > MACHINE_KVM_FAST_NS)
 		row("kvm",
-		    "/dev/kvm usable, but kernel mode is emulated: %.0f ns per probe loop "
+		    "/dev/kvm usable, but kernel mode is emulated: %.0f ns per guest kernel-mode instruction "
 		    "(hardware: < %.0f)%s",
 		    ns, MACHINE_KVM_FAST_NS, pvm ? "; nested kvm_pvm module loaded" : "");
 	else
-		row("kvm", "/dev/kvm usable at hardware speed (%.1f ns per probe loop)", ns);
+		row("kvm", "/dev/kvm usable at hardware speed (%.1f ns per guest kernel-mode instruction)", ns);
 }
 
 static void doctor_kernel(void)
