@@ -25,6 +25,12 @@ endif
 PKGS = libcurl libarchive libzstd json-c libcrypto zlib
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS))
 PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS))
+# kal itself loads these two on first use (imagecache/lazylib.c): they bring
+# 37 more shared libraries that only pull and load need.  Tests link them.
+LAZY_PKGS = libcurl libarchive
+soname = $(shell objdump -p $$($(PKG_CONFIG) --variable=libdir $(1))/$(2).so 2>/dev/null | \
+	awk '/SONAME/ { print $$2 }')
+KAL_LIBS = $(shell $(PKG_CONFIG) --libs $(filter-out $(LAZY_PKGS),$(PKGS)))
 
 WARNINGS := -Wall -Wextra -Wformat=2 -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
 	-Wmissing-declarations -Wold-style-definition -Wredundant-decls -Wpointer-arith \
@@ -35,7 +41,9 @@ endif
 
 CFLAGS ?= -O2 -g
 KAL_CFLAGS = -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong \
-	-DKAL_VERSION='"$(VERSION)"' -I. $(PKG_CFLAGS) -MMD -MP
+	-DKAL_VERSION='"$(VERSION)"' -I. $(PKG_CFLAGS) -MMD -MP \
+	-DKAL_LIBCURL_SONAME='"$(call soname,libcurl,libcurl)"' \
+	-DKAL_LIBARCHIVE_SONAME='"$(call soname,libarchive,libarchive)"'
 KAL_LDFLAGS = -pthread
 ifneq ($(SAN),)
 KAL_CFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer -U_FORTIFY_SOURCE
@@ -68,7 +76,7 @@ kal: $(BUILD)/kal
 
 $(BUILD)/kal: $(call obj,cli/main.c) $(CLI_OBJS) $(CORE_OBJS) $(EMBED_OBJS)
 	$(E) LINK $@
-	$(Q)$(CC) $(KAL_LDFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(EXTRA_LIBS)
+	$(Q)$(CC) $(KAL_LDFLAGS) $(LDFLAGS) -o $@ $^ $(KAL_LIBS) $(EXTRA_LIBS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
