@@ -206,8 +206,9 @@ static int layout_import_manifest(struct ic_store *s, const struct layout *lo,
 		goto out;
 	if (cfg.n_diff_ids != m.n_layers) {
 		kal_err_set(err, EINVAL,
-			    "config lists %zu diff_ids but the manifest has %zu layers",
-			    cfg.n_diff_ids, m.n_layers);
+			    "config lists %zu diff_id%s but the manifest has %zu layer%s",
+			    cfg.n_diff_ids, cfg.n_diff_ids == 1 ? "" : "s", m.n_layers,
+			    m.n_layers == 1 ? "" : "s");
 		goto out;
 	}
 	img.digest = desc->digest;
@@ -499,6 +500,42 @@ static char **json_strings(struct json_object *arr, size_t *n)
 	return v;
 }
 
+/*
+ * A manifest.json path names a member of the tarball, never a host file; docker
+ * refuses names that would leave its extraction directory, and so does kal, so
+ * that a tarball means the same to both (and "../x" cannot alias "x").
+ */
+static bool ds_path_ok(const char *p)
+{
+	if (!*p || *p == '/')
+		return false;
+	for (const char *c = p; *c;) {
+		size_t n = strcspn(c, "/");
+
+		if (n == 2 && c[0] == '.' && c[1] == '.')
+			return false;
+		c += n;
+		c += *c == '/';
+	}
+	return true;
+}
+
+static int ds_check_paths(const struct ds_image *im, size_t i, struct kal_err **err)
+{
+	if (!ds_path_ok(im->config_path))
+		return kal_err_set(err, EINVAL,
+				   "manifest.json: image %zu: Config `%.200s` is not a path inside "
+				   "the tarball",
+				   i + 1, im->config_path);
+	for (size_t k = 0; k < im->n_layers; k++)
+		if (!ds_path_ok(im->layer_paths[k]))
+			return kal_err_set(err, EINVAL,
+					   "manifest.json: image %zu: layer %zu `%.200s` is not a "
+					   "path inside the tarball",
+					   i + 1, k + 1, im->layer_paths[k]);
+	return 0;
+}
+
 static int ds_parse_manifest(struct ds *ds, const char *buf, struct kal_err **err)
 {
 	struct json_object *root = json_tokener_parse(buf);
@@ -541,6 +578,8 @@ static int ds_parse_manifest(struct ds *ds, const char *buf, struct kal_err **er
 			goto out;
 		}
 		im->done = xcalloc(im->n_layers + 1, sizeof(*im->done));
+		if (ds_check_paths(im, i, err) < 0)
+			goto out;
 	}
 	rc = 0;
 out:
@@ -782,7 +821,9 @@ static int load_docker_save(struct ic_store *s, const char *path, const struct i
 		for (size_t i = 0; i < ds.n; i++) {
 			struct ds_image *im = &ds.imgs[i];
 
-			if (im->config || strcmp(im->config_path, name))
+			/* a link or device entry has no bytes of its own to read */
+			if (im->config || strcmp(im->config_path, name) ||
+			    archive_entry_filetype(e) != AE_IFREG)
 				continue;
 			if (read_entry(a, name, IC_MAX_CONFIG_SIZE, &im->config, &im->config_len,
 				       err) < 0)
@@ -832,8 +873,9 @@ static int load_docker_save(struct ic_store *s, const char *path, const struct i
 		}
 		if (im->cfg.n_diff_ids != im->n_layers) {
 			kal_err_set(err, EINVAL,
-				    "config lists %zu diff_ids but manifest.json has %zu layers",
-				    im->cfg.n_diff_ids, im->n_layers);
+				    "config lists %zu diff_id%s but manifest.json has %zu layer%s",
+				    im->cfg.n_diff_ids, im->cfg.n_diff_ids == 1 ? "" : "s",
+				    im->n_layers, im->n_layers == 1 ? "" : "s");
 			goto out;
 		}
 		im->img.layers = xcalloc(im->n_layers + 1, sizeof(*im->img.layers));

@@ -1,0 +1,226 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Hostile images (reliability.md C3, C4, and docker-save names): a real registry on
+# loopback serving hand-made manifests, regproxy lying about Content-Type, and
+# docker-save tarballs whose manifest.json points outside the tarball. Each case ends in
+# one exact error line, before anything is downloaded or published where it can be.
+
+load helpers
+
+setup_file() {
+	registry_start
+	fixture_push busybox >/dev/null
+	fixture_push multiarch >/dev/null
+	export REG=$KAL_TEST_REGISTRY
+}
+
+teardown_file() {
+	registry_stop
+}
+
+teardown() {
+	[ -z "${PROXY_PID:-}" ] || kill "$PROXY_PID" 2>/dev/null || true
+}
+
+OCI_MANIFEST=application/vnd.oci.image.manifest.v1+json
+OCI_INDEX=application/vnd.oci.image.index.v1+json
+DOCKER_MANIFEST=application/vnd.docker.distribution.manifest.v2+json
+
+# busybox_manifest: path of the busybox fixture's manifest
+busybox_manifest() {
+	fixture_blob busybox "$(fixture_digest busybox)"
+}
+
+# push_manifest REPO:TAG FILE MEDIATYPE: PUT a hand-made manifest into the registry
+push_manifest() {
+	curl --noproxy '*' -sSf -o /dev/null -X PUT -H "Content-Type: $3" --data-binary "@$2" \
+		"http://$REG/v2/${1%%:*}/manifests/${1#*:}"
+}
+
+# push_blob REPO FILE: upload FILE as a blob, print its digest
+push_blob() {
+	local hex loc
+	hex=$(sha256sum "$2" | cut -d' ' -f1)
+	loc=$(curl --noproxy '*' -sS -o /dev/null -D - -X POST "http://$REG/v2/$1/blobs/uploads/" |
+		tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
+	case $loc in /*) loc=http://$REG$loc ;; esac
+	curl --noproxy '*' -sSf -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' \
+		--data-binary "@$2" "$loc&digest=sha256:$hex"
+	echo "sha256:$hex"
+}
+
+# regproxy_start ARGS...: the hostile proxy in front of the registry; sets PROXY
+regproxy_start() {
+	coproc PROXYPROC { exec python3 "$BATS_TEST_DIRNAME/../fixtures/regproxy.py" --upstream "http://$REG" "$@" 3>&-; }
+	read -r port <&"${PROXYPROC[0]}"
+	PROXY=127.0.0.1:$port
+	PROXY_PID=$PROXYPROC_PID
+}
+
+# --- registry: limits and counts -------------------------------------------------------
+
+@test "hostile: a config declared over the 20 MiB cap is refused before any blob request" {
+	jq -c '.config.size = 20971521' "$(busybox_manifest)" >"$BATS_TEST_TMPDIR/m.json"
+	push_manifest busybox:bigcfg "$BATS_TEST_TMPDIR/m.json" "$OCI_MANIFEST"
+	registry_log_mark
+	run_kal 125 pull "$REG/busybox:bigcfg"
+	assert_equal "$stderr" "kal: pull \`$REG/busybox:bigcfg\`: manifest: config size 20971521 is over the limit of 20971520 bytes"
+	assert_equal "$(registry_requests "GET /v2/busybox/blobs/")" 0
+}
+
+@test "hostile: a config blob longer than its descriptor is cut off and refused" {
+	local cfg
+	cfg=$(jq -r .config.digest "$(busybox_manifest)")
+	regproxy_start --long-blob "$cfg"
+	run_kal 125 pull "$PROXY/busybox"
+	assert_equal "$stderr" "kal: pull \`$PROXY/busybox\`: config: blob larger than its descriptor size (Content-Length $((378 + 1024)), want 378 bytes)"
+	# the manifest is stored only after its config: nothing at all
+	assert_equal "$(find "$KAL_HOME" -type f -path '*blobs*' | wc -l)" 0
+}
+
+@test "hostile: a tampered config blob is refused and not stored" {
+	local cfg
+	cfg=$(jq -r .config.digest "$(busybox_manifest)")
+	regproxy_start --tamper-blob "$cfg"
+	run_kal 125 pull "$PROXY/busybox"
+	assert_regex "$stderr" "^kal: pull \`$PROXY/busybox\`: config: digest mismatch \\(want $cfg, got sha256:[0-9a-f]{64}\\)\$"
+	[ ! -e "$KAL_HOME/blobs/sha256/${cfg#sha256:}" ]
+}
+
+@test "hostile: a manifest with 300 layers is refused before any blob request" {
+	jq -c '.layers = [range(300) as $i | .layers[0]]' "$(busybox_manifest)" >"$BATS_TEST_TMPDIR/m.json"
+	push_manifest busybox:many "$BATS_TEST_TMPDIR/m.json" "$OCI_MANIFEST"
+	registry_log_mark
+	run_kal 125 pull "$REG/busybox:many"
+	assert_equal "$stderr" "kal: pull \`$REG/busybox:many\`: manifest: 300 layers, more than the limit of 256"
+	assert_equal "$(registry_requests "GET /v2/busybox/blobs/")" 0
+}
+
+@test "hostile: more layers than diff_ids is refused before any layer is downloaded" {
+	jq -c '.layers = [.layers[0], .layers[0]]' "$(busybox_manifest)" >"$BATS_TEST_TMPDIR/m.json"
+	push_manifest busybox:twolayers "$BATS_TEST_TMPDIR/m.json" "$OCI_MANIFEST"
+	registry_log_mark
+	run_kal 125 pull "$REG/busybox:twolayers"
+	assert_equal "$stderr" "kal: pull \`$REG/busybox:twolayers\`: config lists 1 diff_id but the manifest has 2 layers"
+	assert_equal "$(registry_requests "GET /v2/busybox/blobs/")" 1 # the config
+	assert_equal "$(find "$KAL_HOME/layers" -name '*.erofs' 2>/dev/null | wc -l)" 0
+	assert_equal "$(find "$KAL_HOME/images" -type f 2>/dev/null | wc -l)" 0
+}
+
+@test "hostile: fewer layers than diff_ids is refused too" {
+	local m cfg newcfg d
+	m=$(busybox_manifest)
+	cfg=$(fixture_blob busybox "$(jq -r .config.digest "$m")")
+	newcfg=$BATS_TEST_TMPDIR/cfg.json
+	jq -c '.rootfs.diff_ids += .rootfs.diff_ids' "$cfg" >"$newcfg"
+	d=$(push_blob busybox "$newcfg")
+	jq -c ".config.digest = \"$d\" | .config.size = $(stat -c %s "$newcfg")" "$m" >"$BATS_TEST_TMPDIR/m.json"
+	push_manifest busybox:twodiffs "$BATS_TEST_TMPDIR/m.json" "$OCI_MANIFEST"
+	run_kal 125 pull "$REG/busybox:twodiffs"
+	assert_equal "$stderr" "kal: pull \`$REG/busybox:twodiffs\`: config lists 2 diff_ids but the manifest has 1 layer"
+}
+
+# --- registry: media types (C4, CVE-2021-41190) ---------------------------------------
+
+@test "hostile: a manifest served with an index Content-Type is refused" {
+	regproxy_start --wrong-content-type
+	run_kal 125 pull "$PROXY/busybox"
+	assert_equal "$stderr" "kal: pull \`$PROXY/busybox\`: manifest: media type mismatch: Content-Type \`$OCI_INDEX\` but document says \`$OCI_MANIFEST\`"
+	assert_equal "$(find "$KAL_HOME/images" -type f 2>/dev/null | wc -l)" 0
+}
+
+@test "hostile: an index served with a manifest Content-Type is refused" {
+	regproxy_start --wrong-content-type
+	run_kal 125 pull "$PROXY/multiarch"
+	assert_equal "$stderr" "kal: pull \`$PROXY/multiarch\`: manifest: media type mismatch: Content-Type \`$DOCKER_MANIFEST\` but document says \`$OCI_INDEX\`"
+}
+
+# --- kal load: docker-save tarballs whose names leave the tarball ----------------------
+
+# save_tree DIR: unpack the docker-save fixture into DIR
+save_tree() {
+	mkdir -p "$1"
+	tar -C "$1" -xf "$(fixture_build docker-save)"
+}
+
+@test "hostile load: a Layers path with .. is refused, even when the tarball has that member" {
+	local t=$BATS_TEST_TMPDIR/save layer
+	save_tree "$t"
+	layer=$(jq -r '.[0].Layers[0]' "$t/manifest.json")
+	cp "$t/$layer" "$BATS_TEST_TMPDIR/layer.tar"
+	jq -c '.[0].Layers[0] = "../layer.tar"' "$t/manifest.json" >"$t/m" && mv "$t/m" "$t/manifest.json"
+	# a member literally named ../layer.tar: tar(1) would strip the .., python keeps it
+	python3 - "$t" "$BATS_TEST_TMPDIR/bad.tar" "$BATS_TEST_TMPDIR/layer.tar" <<-'PY'
+		import os, sys, tarfile
+		src, out, layer = sys.argv[1:]
+		with tarfile.open(out, "w", format=tarfile.USTAR_FORMAT) as tf:
+		    for name in sorted(os.listdir(src)):
+		        tf.add(os.path.join(src, name), arcname=name)
+		    tf.add(layer, arcname="../layer.tar")
+	PY
+	tar -tf "$BATS_TEST_TMPDIR/bad.tar" | grep -qx '../layer.tar'
+	run_kal 125 load "$BATS_TEST_TMPDIR/bad.tar"
+	assert_equal "$stderr" "kal: load \`$BATS_TEST_TMPDIR/bad.tar\`: manifest.json: image 1: layer 1 \`../layer.tar\` is not a path inside the tarball"
+	assert_equal "$(find "$KAL_HOME" -name '*.erofs' 2>/dev/null | wc -l)" 0
+}
+
+@test "hostile load: an absolute Config path is refused and the host file never read" {
+	local t=$BATS_TEST_TMPDIR/save cfg
+	save_tree "$t"
+	cfg=$(jq -r '.[0].Config' "$t/manifest.json")
+	cp "$t/$cfg" "$BATS_TEST_TMPDIR/outside.json"
+	jq -c --arg p "$BATS_TEST_TMPDIR/outside.json" '.[0].Config = $p' "$t/manifest.json" >"$t/m" &&
+		mv "$t/m" "$t/manifest.json"
+	tar -C "$t" -cf "$BATS_TEST_TMPDIR/bad.tar" .
+	run_kal 125 load "$BATS_TEST_TMPDIR/bad.tar"
+	assert_equal "$stderr" "kal: load \`$BATS_TEST_TMPDIR/bad.tar\`: manifest.json: image 1: Config \`$BATS_TEST_TMPDIR/outside.json\` is not a path inside the tarball"
+}
+
+@test "hostile load: a Config path that climbs out through a subdirectory is refused" {
+	local t=$BATS_TEST_TMPDIR/save
+	save_tree "$t"
+	jq -c '.[0].Config = "blobs/../../etc/passwd"' "$t/manifest.json" >"$t/m" && mv "$t/m" "$t/manifest.json"
+	tar -C "$t" -cf "$BATS_TEST_TMPDIR/bad.tar" .
+	run_kal 125 load "$BATS_TEST_TMPDIR/bad.tar"
+	assert_equal "$stderr" "kal: load \`$BATS_TEST_TMPDIR/bad.tar\`: manifest.json: image 1: Config \`blobs/../../etc/passwd\` is not a path inside the tarball"
+}
+
+@test "hostile load: a Config that is a symlink member to a host file is not followed" {
+	local t=$BATS_TEST_TMPDIR/save cfg
+	save_tree "$t"
+	cfg=$(jq -r '.[0].Config' "$t/manifest.json")
+	cp "$t/$cfg" "$BATS_TEST_TMPDIR/outside.json"
+	rm "$t/$cfg"
+	ln -s "$BATS_TEST_TMPDIR/outside.json" "$t/$cfg"
+	tar -C "$t" -cf "$BATS_TEST_TMPDIR/bad.tar" .
+	run_kal 125 load "$BATS_TEST_TMPDIR/bad.tar"
+	assert_equal "$stderr" "kal: load \`$BATS_TEST_TMPDIR/bad.tar\`: config \`$cfg\` is missing from the tarball"
+}
+
+@test "hostile load: traversal member names the manifest does not use are ignored, nothing written outside" {
+	local t=$BATS_TEST_TMPDIR/save
+	save_tree "$t"
+	mkdir "$BATS_TEST_TMPDIR/deep"
+	python3 - "$t" "$BATS_TEST_TMPDIR/deep/evil.tar" <<-'PY'
+		import io, os, sys, tarfile
+		src, out = sys.argv[1:]
+		with tarfile.open(out, "w", format=tarfile.USTAR_FORMAT) as tf:
+		    for name in ("../escaped", "/abs-escaped"):
+		        data = b"pwned\n"
+		        ti = tarfile.TarInfo(name)
+		        ti.size = len(data)
+		        tf.addfile(ti, io.BytesIO(data))
+		    ti = tarfile.TarInfo("../link-escaped")
+		    ti.type = tarfile.SYMTYPE
+		    ti.linkname = "/etc/passwd"
+		    tf.addfile(ti)
+		    for name in sorted(os.listdir(src)):
+		        tf.add(os.path.join(src, name), arcname=name)
+	PY
+	cd "$BATS_TEST_TMPDIR/deep"
+	run_kal load "$BATS_TEST_TMPDIR/deep/evil.tar"
+	assert_output --regexp '^docker.io/library/busybox:latest: loaded sha256:[0-9a-f]{64} '
+	[ ! -e "$BATS_TEST_TMPDIR/escaped" ]
+	[ ! -e /abs-escaped ]
+	[ ! -L "$BATS_TEST_TMPDIR/link-escaped" ]
+}
