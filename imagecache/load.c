@@ -129,6 +129,38 @@ struct layout {
 	char *fallback_repo;
 };
 
+/*
+ * Open a file of a layout that may come from anywhere: a FIFO would block the
+ * open and a device (a blob symlinked to /dev/zero) would never end, so only a
+ * regular file is read, and never opened blocking.
+ */
+static int layout_open(const char *path, struct stat *st, struct kal_err **err)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd < 0)
+		return kal_err_sys(err, errno, "open `%s`", path);
+	if (fstat(fd, st) < 0)
+		return kal_err_sys(err, errno, "stat `%s`", path);
+	if (!S_ISREG(st->st_mode))
+		return kal_err_set(err, EINVAL, "`%s` is not a regular file", path);
+	return steal_fd(&fd);
+}
+
+/* layout_open + kal_read_fd: a small file of the layout, at most max bytes */
+static int layout_read_file(const char *path, size_t max, char **buf, size_t *len,
+			    struct kal_err **err)
+{
+	struct stat st;
+	_cleanup_close_ int fd = layout_open(path, &st, err);
+
+	if (fd < 0)
+		return -1;
+	if (kal_read_fd(fd, max, buf, len, err) < 0)
+		return kal_err_wrap(err, "`%s`", path);
+	return 0;
+}
+
 /* Read a blob of the layout, checking size and digest against the descriptor. */
 static int layout_read_blob(const struct layout *lo, const struct ic_digest *d, uint64_t size,
 			    size_t max, char **buf, size_t *len, struct kal_err **err)
@@ -140,7 +172,7 @@ static int layout_read_blob(const struct layout *lo, const struct ic_digest *d, 
 	if (size > max)
 		return kal_err_set(err, EFBIG, "blob %s: %llu bytes is over the %zu byte limit",
 				   ic_digest_str(d, w), (unsigned long long)size, max);
-	if (kal_read_file(p, (size_t)size, buf, len, err) < 0)
+	if (layout_read_file(p, (size_t)size, buf, len, err) < 0)
 		return kal_err_wrap(err, "blob %s", ic_digest_str(d, w));
 	if (*len != size) {
 		free(*buf);
@@ -160,13 +192,18 @@ static int layout_open_layer(const struct layout *lo, const struct ic_descriptor
 			     struct kal_err **err)
 {
 	_cleanup_free_ char *p = xasprintf("%s/blobs/sha256/%s", lo->dir, desc->digest.hex);
-	_cleanup_close_ int fd = open(p, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	_cleanup_close_ int fd = layout_open(p, &st, err);
 	struct ic_digest got;
 	unsigned long long size;
 	char w[IC_DIGEST_STR_LEN + 1], g[IC_DIGEST_STR_LEN + 1];
 
 	if (fd < 0)
-		return kal_err_sys(err, errno, "open `%s`", p);
+		return -1;
+	/* a file that has grown would otherwise be hashed to its end first */
+	if ((uint64_t)st.st_size != desc->size)
+		return kal_err_set(err, EIO, "size mismatch (want %llu, got %llu)",
+				   (unsigned long long)desc->size, (unsigned long long)st.st_size);
 	if (ic_digest_fd(fd, &got, &size, err) < 0)
 		return kal_err_wrap(err, "`%s`", p);
 	if (size != desc->size)
@@ -293,7 +330,7 @@ static int load_layout(struct ic_store *s, const char *dir, const struct ic_load
 	if (access(olp, F_OK) < 0 && errno == ENOENT)
 		return kal_err_set(err, EINVAL,
 				   "`%s` is not an OCI image layout (no `oci-layout` file)", dir);
-	if (kal_read_file(olp, 4096, &ol, NULL, err) < 0)
+	if (layout_read_file(olp, 4096, &ol, NULL, err) < 0)
 		return -1;
 	olj = json_tokener_parse(ol);
 	if (!olj || !json_object_object_get_ex(olj, "imageLayoutVersion", &v) ||
@@ -302,7 +339,7 @@ static int load_layout(struct ic_store *s, const char *dir, const struct ic_load
 		kal_err_set(err, EINVAL, "`%s`: not an OCI layout version 1.x", olp);
 		goto out;
 	}
-	if (kal_read_file(ijp, IC_MAX_MANIFEST_SIZE, &ij, &ijlen, err) < 0)
+	if (layout_read_file(ijp, IC_MAX_MANIFEST_SIZE, &ij, &ijlen, err) < 0)
 		goto out;
 	if (ic_index_parse(ij, ijlen, IC_MT_OCI_INDEX, &idx, err) < 0) {
 		kal_err_wrap(err, "`%s`", ijp);

@@ -224,3 +224,46 @@ save_tree() {
 	[ ! -e /abs-escaped ]
 	[ ! -L "$BATS_TEST_TMPDIR/link-escaped" ]
 }
+
+# --- kal load: OCI layouts with blobs that are not files --------------------------------
+
+# layout_copy NAME: a writable copy of the busybox layout in $BATS_TEST_TMPDIR/NAME; sets M
+# (its manifest file)
+layout_copy() {
+	cp -r "$(fixture_build busybox)" "$BATS_TEST_TMPDIR/$1"
+	chmod -R u+w "$BATS_TEST_TMPDIR/$1"
+	M=$BATS_TEST_TMPDIR/$1/blobs/sha256/$(fixture_digest busybox | cut -d: -f2)
+}
+
+@test "hostile load: a layout layer blob symlinked to /dev/zero is refused, not read forever" {
+	local layer f
+	layout_copy lz
+	layer=$(jq -r '.layers[0].digest' "$M")
+	f=$BATS_TEST_TMPDIR/lz/blobs/sha256/${layer#sha256:}
+	rm "$f"
+	ln -s /dev/zero "$f"
+	KAL_TEST_TIMEOUT=20 run_kal 125 load "$BATS_TEST_TMPDIR/lz"
+	assert_equal "$stderr" "kal: load \`$BATS_TEST_TMPDIR/lz\`: \`docker.io/library/lz:latest\`: layer 1: \`$f\` is not a regular file"
+}
+
+@test "hostile load: a layout config blob that is a FIFO is refused, not waited on" {
+	local cfg f
+	layout_copy lf
+	cfg=$(jq -r '.config.digest' "$M")
+	f=$BATS_TEST_TMPDIR/lf/blobs/sha256/${cfg#sha256:}
+	rm "$f"
+	mkfifo "$f"
+	KAL_TEST_TIMEOUT=20 run_kal 125 load "$BATS_TEST_TMPDIR/lf"
+	assert_equal "$stderr" "kal: load \`$BATS_TEST_TMPDIR/lf\`: \`docker.io/library/lf:latest\`: config: blob $cfg: \`$f\` is not a regular file"
+}
+
+@test "hostile load: a layout layer blob larger than its descriptor is refused before hashing" {
+	local layer f size
+	layout_copy lb
+	layer=$(jq -r '.layers[0].digest' "$M")
+	f=$BATS_TEST_TMPDIR/lb/blobs/sha256/${layer#sha256:}
+	size=$(stat -c %s "$f")
+	truncate -s 10G "$f"
+	KAL_TEST_TIMEOUT=20 run_kal 125 load "$BATS_TEST_TMPDIR/lb"
+	assert_equal "$stderr" "kal: load \`$BATS_TEST_TMPDIR/lb\`: \`docker.io/library/lb:latest\`: layer 1: size mismatch (want $size, got 10737418240)"
+}
