@@ -120,6 +120,22 @@ regproxy_start() {
 	assert_equal "$stderr" "kal: pull \`$REG/busybox:twodiffs\`: config lists 2 diff_ids but the manifest has 1 layer"
 }
 
+@test "hostile: the same layer twice (two equal diff_ids) pulls, converted and stored once" {
+	local m cfg newcfg d
+	m=$(busybox_manifest)
+	cfg=$(fixture_blob busybox "$(jq -r .config.digest "$m")")
+	newcfg=$BATS_TEST_TMPDIR/cfg.json
+	jq -c '.rootfs.diff_ids += .rootfs.diff_ids' "$cfg" >"$newcfg"
+	d=$(push_blob busybox "$newcfg")
+	jq -c ".config.digest = \"$d\" | .config.size = $(stat -c %s "$newcfg") | .layers += .layers" "$m" >"$BATS_TEST_TMPDIR/m.json"
+	push_manifest busybox:twice "$BATS_TEST_TMPDIR/m.json" "$OCI_MANIFEST"
+	run_kal pull "$REG/busybox:twice"
+	assert_output --regexp ": pulled sha256:[0-9a-f]{64} \(2 layers, "
+	assert_equal "$(find "$KAL_HOME/layers" -name '*.erofs' | wc -l)" 1
+	run_kal inspect "$REG/busybox:twice"
+	assert_equal "$(jq -r '.layers[0].erofs.path == .layers[1].erofs.path' <<<"$output")" true
+}
+
 # --- registry: media types (C4, CVE-2021-41190) ---------------------------------------
 
 @test "hostile: a manifest served with an index Content-Type is refused" {
