@@ -151,6 +151,21 @@ regproxy_start() {
 	assert_equal "$stderr" "kal: pull \`$PROXY/multiarch\`: manifest: media type mismatch: Content-Type \`$DOCKER_MANIFEST\` but document says \`$OCI_INDEX\`"
 }
 
+@test "hostile: an index entry that is another index is never followed (no nesting)" {
+	local inner size
+	inner=$(fixture_digest multiarch)
+	size=$(stat -c %s "$(fixture_manifest multiarch)")
+	jq -nc --arg d "$inner" --argjson s "$size" --arg mt "$OCI_INDEX" \
+		'{schemaVersion: 2, mediaType: $mt, manifests: [{mediaType: $mt, digest: $d, size: $s,
+		  platform: {os: "linux", architecture: "amd64"}}]}' >"$BATS_TEST_TMPDIR/i.json"
+	push_manifest multiarch:nested "$BATS_TEST_TMPDIR/i.json" "$OCI_INDEX"
+	registry_log_mark
+	run_kal 125 pull "$REG/multiarch:nested"
+	# index entries that are indexes are skipped when picking a platform
+	assert_equal "$stderr" "kal: pull \`$REG/multiarch:nested\`: no manifest for platform linux/amd64 in index (available: none)"
+	assert_equal "$(registry_requests "GET /v2/multiarch/")" 1
+}
+
 # --- kal load: docker-save tarballs whose names leave the tarball ----------------------
 
 # save_tree DIR: unpack the docker-save fixture into DIR
