@@ -429,7 +429,9 @@ out:
 
 /* ---------------- docker save tarball ---------------- */
 
+/* One Layers entry of manifest.json; a sorted array of them is the lookup table of pass 3. */
 struct ds_layer_ref {
+	const char *path;
 	size_t image, index;
 };
 
@@ -675,16 +677,68 @@ static int copy_entry(struct archive *a, int fd, const char *what, struct ic_dig
 	return 0;
 }
 
+static int ds_ref_cmp(const void *a, const void *b)
+{
+	const struct ds_layer_ref *x = a, *y = b;
+	int c = strcmp(x->path, y->path);
+
+	if (c)
+		return c;
+	return x->image != y->image ? (x->image < y->image ? -1 : 1)
+				    : (x->index < y->index ? -1 : x->index > y->index);
+}
+
+/*
+ * The entries of manifest.json's Layers lists, sorted by path: a tarball entry
+ * costs a binary search, not a walk over up to MAX_IMAGES * IC_MAX_LAYERS names.
+ */
+static struct ds_layer_ref *ds_layer_refs(const struct ds *ds, size_t *n)
+{
+	struct ds_layer_ref *v;
+	size_t total = 0;
+
+	for (size_t i = 0; i < ds->n; i++)
+		total += ds->imgs[i].n_layers;
+	v = xcalloc(total + 1, sizeof(*v));
+	*n = 0;
+	for (size_t i = 0; i < ds->n; i++)
+		for (size_t k = 0; k < ds->imgs[i].n_layers; k++)
+			v[(*n)++] = (struct ds_layer_ref){ ds->imgs[i].layer_paths[k], i, k };
+	qsort(v, *n, sizeof(*v), ds_ref_cmp);
+	return v;
+}
+
+/* First ref whose path is name, or NULL. */
+static const struct ds_layer_ref *ds_ref_find(const struct ds_layer_ref *v, size_t n,
+					      const char *name)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(v[mid].path, name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && strcmp(v[lo].path, name) == 0 ? &v[lo] : NULL;
+}
+
 static int ds_layers_pass(struct ic_store *s, struct ds *ds, struct kal_err **err)
 {
 	struct archive *a = ds_open(ds->path, err);
 	struct archive_entry *e;
+	size_t nrefs;
+	_cleanup_free_ struct ds_layer_ref *refs = NULL;
 	int r, rc = -1;
 
 	if (!a)
 		return -1;
+	refs = ds_layer_refs(ds, &nrefs);
 	while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
 		const char *name = entry_name(e);
+		const struct ds_layer_ref *first = ds_ref_find(refs, nrefs, name), *end;
 		struct ic_digest dg;
 		uint64_t size = 0;
 		unsigned char head[8];
@@ -692,11 +746,11 @@ static int ds_layers_pass(struct ic_store *s, struct ds *ds, struct kal_err **er
 		_cleanup_close_ int fd = -1;
 		bool want = false;
 
-		for (size_t i = 0; i < ds->n && !want; i++)
-			for (size_t k = 0; k < ds->imgs[i].n_layers && !want; k++)
-				want = !ds->imgs[i].done[k] &&
-				       strcmp(ds->imgs[i].layer_paths[k], name) == 0;
-		if (!want || archive_entry_filetype(e) != AE_IFREG)
+		if (!first || archive_entry_filetype(e) != AE_IFREG)
+			continue;
+		for (end = first; end < refs + nrefs && strcmp(end->path, name) == 0; end++)
+			want |= !ds->imgs[end->image].done[end->index];
+		if (!want)
 			continue;
 		fd = ic_store_tmpfile(s, err);
 		if (fd < 0)
@@ -709,29 +763,26 @@ static int ds_layers_pass(struct ic_store *s, struct ds *ds, struct kal_err **er
 		}
 		hn = read(fd, head, sizeof(head));
 		enum ic_compression comp = ic_layer_sniff(head, hn > 0 ? (size_t)hn : 0);
-		for (size_t i = 0; i < ds->n; i++) {
-			struct ds_image *im = &ds->imgs[i];
+		for (const struct ds_layer_ref *ref = first; ref < end; ref++) {
+			struct ds_image *im = &ds->imgs[ref->image];
+			size_t k = ref->index;
+			struct ic_store_layer *l = &im->img.layers[k];
+			bool conv;
 
-			for (size_t k = 0; k < im->n_layers; k++) {
-				struct ic_store_layer *l = &im->img.layers[k];
-				bool conv;
-
-				if (im->done[k] || strcmp(im->layer_paths[k], name))
-					continue;
-				l->digest = dg;
-				l->size = size;
-				l->media_type =
-				    xstrdup(comp == IC_COMP_GZIP   ? IC_MT_OCI_LAYER_GZIP
-					    : comp == IC_COMP_ZSTD ? IC_MT_OCI_LAYER_ZSTD
-								   : IC_MT_OCI_LAYER);
-				if (ensure_layer(s, fd, comp, &l->diff_id, &l->erofs_size, &conv,
-						 err) < 0) {
-					kal_err_wrap(err, "layer %zu (`%s`)", k + 1, name);
-					goto out;
-				}
-				im->converted += conv;
-				im->done[k] = true;
+			if (im->done[k])
+				continue;
+			l->digest = dg;
+			l->size = size;
+			l->media_type = xstrdup(comp == IC_COMP_GZIP   ? IC_MT_OCI_LAYER_GZIP
+						: comp == IC_COMP_ZSTD ? IC_MT_OCI_LAYER_ZSTD
+								       : IC_MT_OCI_LAYER);
+			if (ensure_layer(s, fd, comp, &l->diff_id, &l->erofs_size, &conv, err) <
+			    0) {
+				kal_err_wrap(err, "layer %zu (`%s`)", k + 1, name);
+				goto out;
 			}
+			im->converted += conv;
+			im->done[k] = true;
 		}
 	}
 	if (r != ARCHIVE_EOF) {
