@@ -320,3 +320,31 @@ layout_copy() {
 	KAL_TEST_TIMEOUT=30 run_kal 125 load "$BATS_TEST_TMPDIR/quad.tar"
 	assert_equal "$stderr" "kal: load \`$BATS_TEST_TMPDIR/quad.tar\`: layer \`L0000/000\` is missing from the tarball"
 }
+
+# --- kal load under fault injection (G2, G5): the pull path's checks, for load -----------
+
+# load_injected INJECT: kal load of the docker-save fixture under strace fault injection;
+# must fail with one line, leave nothing behind, and a clean load afterwards must work.
+# (LeakSanitizer cannot run under ptrace: with a SAN build set ASAN_OPTIONS=detect_leaks=0.)
+load_injected() {
+	command -v strace >/dev/null || skip_host_lacks strace
+	local ds
+	ds=$(fixture_build docker-save)
+	run --separate-stderr strace -f -o /dev/null -e "inject=$1" "$KAL" load "$ds"
+	echo "# $stderr" >&3
+	assert_equal "$status" 125
+	assert_regex "$stderr" "^kal: load \`$ds\`: $2\$"
+	assert_equal "$(find "$KAL_HOME" -name '.tmp-*' | wc -l)" 0
+	assert_equal "$(find "$KAL_HOME/images" -type f 2>/dev/null | wc -l)" 0
+	run_kal load -q "$ds"
+	run_kal cache verify
+	assert_output "cache ok"
+}
+
+@test "hostile load: ENOSPC while copying a layer out of the tarball" {
+	load_injected write:error=ENOSPC:when=2 '`[0-9a-f]{64}/layer.tar`: write: No space left on device'
+}
+
+@test "hostile load: fsync EIO of the converted layer is fatal" {
+	load_injected fsync:error=EIO:when=1 'layer 1 \(`[0-9a-f]{64}/layer.tar`\): fsync `[^`]*/\.tmp-[0-9a-f]{64}\.erofs-[A-Za-z0-9]{6}`: Input/output error'
+}
