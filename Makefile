@@ -95,7 +95,7 @@ DEB_PACKAGES = build-essential pkg-config git libcurl4-openssl-dev libarchive-de
 	docker-registry erofs-utils mmdebstrap busybox-static skopeo umoci jq curl zstd \
 	e2fsprogs python3 clang-format shellcheck strace hyperfine clang libclang-rt-14-dev \
 	linux-source-6.1 bc bison flex libelf-dev cpio xz-utils qemu-system-x86 musl-tools man-db zsh \
-	fish
+	fish tmux
 deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES)

@@ -58,11 +58,14 @@ static void doctor_kvm(void)
 	}
 	if (ns > MACHINE_KVM_FAST_NS)
 		row("kvm",
-		    "/dev/kvm usable, but kernel mode is emulated: %.0f ns per probe loop "
+		    "/dev/kvm usable, but kernel mode is emulated: %.0f ns per guest kernel-mode "
+		    "instruction "
 		    "(hardware: < %.0f)%s",
 		    ns, MACHINE_KVM_FAST_NS, pvm ? "; nested kvm_pvm module loaded" : "");
 	else
-		row("kvm", "/dev/kvm usable at hardware speed (%.1f ns per probe loop)", ns);
+		row("kvm",
+		    "/dev/kvm usable at hardware speed (%.1f ns per guest kernel-mode instruction)",
+		    ns);
 }
 
 static void doctor_kernel(void)
@@ -103,8 +106,8 @@ static void doctor_agent(void)
 		vmm_initrd_agent(&alen);
 		kal_format_size((uint64_t)alen, asize, sizeof(asize));
 		kal_format_size((uint64_t)st.st_size, size, sizeof(size));
-		row("agent", "kal-init embedded (%s static binary, %s uncompressed initramfs)", asize,
-		    size);
+		row("agent", "kal-init embedded (%s static binary, %s uncompressed initramfs)",
+		    asize, size);
 	}
 	if (fd >= 0)
 		close(fd);

@@ -672,13 +672,15 @@ static void handle_frame(const struct kal_frame_hdr *h, const uint8_t *p)
 			return;
 		s->attached = true;
 		if (s->dropped) {
+			/* a pty session only has one stream, and a terminal wants \r\n */
 			char note[96];
 			int k = snprintf(note, sizeof(note),
-					 "kal: %llu bytes of earlier output were dropped\r\n",
-					 (unsigned long long)s->dropped);
+					 "kal: %llu bytes of earlier output were dropped%s",
+					 (unsigned long long)s->dropped, s->pty ? "\r\n" : "\n");
 
-			chan_queue(A.frame, kal_proto_enc_data(A.frame, KAL_MSG_STDERR, s->id, note,
-							       (size_t)k));
+			chan_queue(A.frame, kal_proto_enc_data(
+						A.frame, s->pty ? KAL_MSG_STDOUT : KAL_MSG_STDERR,
+						s->id, note, (size_t)k));
 			s->dropped = 0;
 		}
 		if (s->ring.len)
@@ -900,8 +902,9 @@ static void chan_read(void)
 {
 	int rc = kal_proto_reader_fill(&A.rd, A.fd);
 
-	if (rc == -EPIPE) {
-		/* host side closed (virtio-serial: no host connected) */
+	if (rc == -EPIPE || rc == -ECONNRESET) {
+		/* host side closed (virtio-serial: no host connected; a socket peer
+		 * that closed with our frames unread resets instead) */
 		chan_down();
 		return;
 	}

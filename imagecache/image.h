@@ -18,11 +18,11 @@
 struct kal_err;
 
 struct ic_image {
-	char *name;			 /* canonical reference, "docker.io/library/debian:latest" */
+	char *name; /* canonical reference, "docker.io/library/debian:latest" */
 	struct ic_digest manifest_digest;
-	struct ic_config config;	 /* env, entrypoint, cmd, working_dir, user */
-	char **layer_paths;		 /* absolute paths of the .erofs files, bottom first */
-	uint64_t *layer_sizes;		 /* bytes, each a multiple of 2 MiB */
+	struct ic_config config; /* env, entrypoint, cmd, working_dir, user */
+	char **layer_paths;	 /* absolute paths of the .erofs files, bottom first */
+	uint64_t *layer_sizes;	 /* bytes, each a multiple of 2 MiB */
 	size_t n_layers;
 };
 

@@ -18,22 +18,22 @@
 struct kal_err;
 
 #define IC_MAX_MANIFEST_SIZE (4u << 20)
-#define IC_MAX_CONFIG_SIZE (20u << 20)
-#define IC_MAX_LAYERS 256
+#define IC_MAX_CONFIG_SIZE   (20u << 20)
+#define IC_MAX_LAYERS	     256
 #define IC_MAX_INDEX_ENTRIES 1024
 
-#define IC_MT_OCI_INDEX "application/vnd.oci.image.index.v1+json"
-#define IC_MT_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
-#define IC_MT_OCI_CONFIG "application/vnd.oci.image.config.v1+json"
-#define IC_MT_OCI_LAYER "application/vnd.oci.image.layer.v1.tar"
-#define IC_MT_OCI_LAYER_GZIP "application/vnd.oci.image.layer.v1.tar+gzip"
-#define IC_MT_OCI_LAYER_ZSTD "application/vnd.oci.image.layer.v1.tar+zstd"
-#define IC_MT_DOCKER_LIST "application/vnd.docker.distribution.manifest.list.v2+json"
-#define IC_MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
-#define IC_MT_DOCKER_CONFIG "application/vnd.docker.container.image.v1+json"
+#define IC_MT_OCI_INDEX		"application/vnd.oci.image.index.v1+json"
+#define IC_MT_OCI_MANIFEST	"application/vnd.oci.image.manifest.v1+json"
+#define IC_MT_OCI_CONFIG	"application/vnd.oci.image.config.v1+json"
+#define IC_MT_OCI_LAYER		"application/vnd.oci.image.layer.v1.tar"
+#define IC_MT_OCI_LAYER_GZIP	"application/vnd.oci.image.layer.v1.tar+gzip"
+#define IC_MT_OCI_LAYER_ZSTD	"application/vnd.oci.image.layer.v1.tar+zstd"
+#define IC_MT_DOCKER_LIST	"application/vnd.docker.distribution.manifest.list.v2+json"
+#define IC_MT_DOCKER_MANIFEST	"application/vnd.docker.distribution.manifest.v2+json"
+#define IC_MT_DOCKER_CONFIG	"application/vnd.docker.container.image.v1+json"
 #define IC_MT_DOCKER_LAYER_GZIP "application/vnd.docker.image.rootfs.diff.tar.gzip"
 /* Accept header for manifest requests: all four manifest/index types */
-#define IC_MANIFEST_ACCEPT                                                               \
+#define IC_MANIFEST_ACCEPT                                                                         \
 	IC_MT_OCI_INDEX ", " IC_MT_OCI_MANIFEST ", " IC_MT_DOCKER_LIST ", " IC_MT_DOCKER_MANIFEST
 
 enum ic_doc_kind { IC_DOC_INDEX, IC_DOC_MANIFEST };

@@ -11,8 +11,7 @@
 #include "err.h"
 #include "xalloc.h"
 
-static int err_vset(struct kal_err **err, int code, const char *suffix, const char *fmt,
-		    va_list ap)
+static int err_vset(struct kal_err **err, int code, const char *suffix, const char *fmt, va_list ap)
 {
 	char *msg;
 

@@ -11,21 +11,21 @@
 #include <stdarg.h>
 
 struct kal_err {
-	int code;	/* errno value, or 0 when not a system error */
-	int exit_code;	/* process exit status kal should use; 125 when unset */
-	char *msg;	/* "context: context: cause" */
+	int code;      /* errno value, or 0 when not a system error */
+	int exit_code; /* process exit status kal should use; 125 when unset */
+	char *msg;     /* "context: context: cause" */
 };
 
-#define KAL_EXIT_FAILURE 125
-#define KAL_EXIT_NOEXEC 126
+#define KAL_EXIT_FAILURE  125
+#define KAL_EXIT_NOEXEC	  126
 #define KAL_EXIT_NOTFOUND 127
 
 /* Set *err (if err is non-NULL and *err is NULL) from fmt; returns -1. */
 int kal_err_set(struct kal_err **err, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* Like kal_err_set, appending ": strerror(errno_)" to the message. */
 int kal_err_sys(struct kal_err **err, int errno_, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* Prefix "fmt: " to an existing error; returns -1. */
 int kal_err_wrap(struct kal_err **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void kal_err_free(struct kal_err *e);

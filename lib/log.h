@@ -21,8 +21,8 @@ struct kal_ratelimit {
 };
 bool kal_log_ratelimit(struct kal_ratelimit *rl, unsigned int burst);
 
-#define kal_warn(...) kal_log(KAL_LOG_WARN, __VA_ARGS__)
-#define kal_info(...) kal_log(KAL_LOG_INFO, __VA_ARGS__)
+#define kal_warn(...)  kal_log(KAL_LOG_WARN, __VA_ARGS__)
+#define kal_info(...)  kal_log(KAL_LOG_INFO, __VA_ARGS__)
 #define kal_debug(...) kal_log(KAL_LOG_DEBUG, __VA_ARGS__)
 
 #endif

@@ -40,7 +40,9 @@ struct sess {
 	uint8_t *frame;
 	uint8_t *outq;
 	size_t outq_len, outq_cap;
+	int sfd; /* signalfd: SIGWINCH, and SIGINT/SIGTERM/SIGHUP when not in raw mode */
 	bool hello, spawned, exited, stdin_open, out_broken;
+	bool out_abandoned; /* a kill arrived while stdout was stuck: drop output from now on */
 	int exit_code;
 	long long last_rx, ping_sent;
 	uint64_t ping_cookie;
@@ -113,20 +115,34 @@ static int flush(struct sess *s, struct kal_err **err)
 	return 0;
 }
 
-/* blocking full write to a host fd; a reader that went away is remembered, not fatal */
+static bool handle_signals(struct sess *s);
+
+/*
+ * Full write to a host fd.  A reader that stops reading must not make kal
+ * deaf to signals: wait for room and for the signalfd together, and when a
+ * kill arrives while output is stuck, forward it and drop further output so
+ * the session can finish with the command's status.  A reader that went away
+ * is remembered, not fatal.
+ */
 static void write_out(struct sess *s, int fd, const uint8_t *p, size_t n)
 {
-	while (n && !s->out_broken) {
-		ssize_t w = write(fd, p, n);
+	while (n && !s->out_broken && !s->out_abandoned) {
+		struct pollfd pfd[2] = { { .fd = fd, .events = POLLOUT },
+					 { .fd = s->sfd, .events = POLLIN } };
+		ssize_t w;
 
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && errno == EAGAIN) {
-			struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-
-			poll(&pfd, 1, -1);
-			continue;
+		if (poll(pfd, s->sfd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
+			return;
+		if (s->sfd >= 0 && (pfd[1].revents & POLLIN) && handle_signals(s)) {
+			s->out_abandoned = true;
+			flush(s, NULL);
+			return;
 		}
+		if (!(pfd[0].revents & (POLLOUT | POLLERR | POLLHUP)))
+			continue;
+		w = write(fd, p, n);
+		if (w < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
 		if (w <= 0) {
 			/* like a local pipeline: the guest command gets SIGPIPE */
 			s->out_broken = true;
@@ -169,8 +185,11 @@ static int handle(struct sess *s, const struct kal_frame_hdr *h, const uint8_t *
 			return malformed(s, h->type, err);
 		if (h->session != SESSION_ID && h->session != 0)
 			return 0;
-		return kal_err_set(err, e.errnum > 0 ? e.errnum : EPROTO, "VM `%s`: %s%s", s->o->vm,
-				   s->spawned ? "" : "exec: ", e.message);
+		/* the supervisor's messages already name the VM */
+		if (!strncmp(e.message, "VM `", 4))
+			return kal_err_set(err, e.errnum > 0 ? e.errnum : EPROTO, "%s", e.message);
+		return kal_err_set(err, e.errnum > 0 ? e.errnum : EPROTO, "VM `%s`: %s", s->o->vm,
+				   e.message);
 	}
 	if (h->session != SESSION_ID) {
 		kal_debug("ignoring %s frame for session %u", kal_proto_type_name(h->type),
@@ -275,18 +294,22 @@ static void send_resize(struct sess *s)
 	queue(s, kal_proto_enc_resize(s->frame, SESSION_ID, rows, cols));
 }
 
-static int handle_signals(struct sess *s, int sfd)
+/* Forward pending signals; true when one of them was a kill (not SIGWINCH). */
+static bool handle_signals(struct sess *s)
 {
 	struct signalfd_siginfo si;
+	bool kill = false;
 
-	while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-		if (si.ssi_signo == SIGWINCH)
+	while (read(s->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGWINCH) {
 			send_resize(s);
-		else
+		} else {
+			kill = true;
 			queue(s, kal_proto_enc_u32(s->frame, KAL_MSG_SIGNAL, SESSION_ID,
 						   si.ssi_signo));
+		}
 	}
-	return 0;
+	return kill;
 }
 
 static int spawn(struct sess *s)
@@ -325,7 +348,7 @@ int pty_session_run(int fd, const struct pty_session_opts *o, int *exit_code, st
 {
 	_cleanup_free_ struct kal_proto_reader *rd = xmalloc(sizeof(*rd));
 	_cleanup_free_ uint8_t *frame = xmalloc(KAL_PROTO_MAX_FRAME);
-	struct sess s = { .o = o, .fd = fd, .rd = rd, .frame = frame };
+	struct sess s = { .o = o, .fd = fd, .rd = rd, .frame = frame, .sfd = -1 };
 	_cleanup_close_ int sfd = -1;
 	sigset_t set, old;
 	bool raw = false;
@@ -350,6 +373,7 @@ int pty_session_run(int fd, const struct pty_session_opts *o, int *exit_code, st
 		kal_err_sys(err, errno, "signalfd");
 		goto out;
 	}
+	s.sfd = sfd;
 
 	queue(&s, kal_proto_enc_hello(frame, KAL_PROTO_VERSION, "kal " KAL_VERSION));
 	if (spawn(&s) < 0) {
@@ -408,7 +432,7 @@ int pty_session_run(int fd, const struct pty_session_opts *o, int *exit_code, st
 			s.ping_sent = 0; /* any frame proves the agent alive */
 		}
 		if (pfd[1].revents)
-			handle_signals(&s, sfd);
+			handle_signals(&s);
 		if (n > 2 && pfd[2].revents)
 			read_stdin(&s);
 	}

@@ -169,7 +169,8 @@ int vmm_boot_setup_pvh(const struct guest_mem *m, uint64_t ram_size, const char 
 		0, 0, 0x00cf9b000000ffffull, 0x00cf93000000ffffull, 0x00008b0000000067ull,
 	};
 	struct vmm_pvh_memmap_entry map[2] = {
-		{ .addr = 0, .size = 0xa0000, .type = VMM_PVH_MEMMAP_RAM },
+		/* the last KiB of base memory holds the MP tables (mptable.h) */
+		{ .addr = 0, .size = 0x9fc00, .type = VMM_PVH_MEMMAP_RAM },
 		{ .addr = VMM_BOOT_KERNEL_MIN,
 		  .size = ram_size - VMM_BOOT_KERNEL_MIN,
 		  .type = VMM_PVH_MEMMAP_RAM },

@@ -30,6 +30,7 @@
 #include "boot.h"
 #include "kvm.h"
 #include "mem.h"
+#include "mptable.h"
 #include "serial.h"
 #include "snap.h"
 #include "virtio/devices.h"
@@ -799,7 +800,8 @@ static int vm_setup(struct vm *vm, const struct vmm_config *cfg, struct kal_err 
 						&initrd_gpa, &initrd_size, err) < 0)
 		return -1;
 	if (vmm_boot_setup_pvh(&vm->mem, cfg->ram_size, vm->cmdline, initrd_gpa, initrd_size, err) <
-	    0)
+		0 ||
+	    vmm_mptable_write(&vm->mem, cfg->cpus, err) < 0)
 		return -1;
 	for (unsigned int i = 0; i < cfg->cpus; i++)
 		if (vm_create_vcpu(vm, i, err) < 0)

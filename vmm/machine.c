@@ -6,18 +6,16 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/kvm.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../lib/cleanup.h"
 #include "../lib/err.h"
 #include "../lib/xalloc.h"
+#include "kvm.h"
 #include "machine.h"
 
 /*
@@ -147,105 +145,12 @@ char *machine_kernel_find(struct kal_err **err)
 
 /* ---- KVM speed probe ---------------------------------------------------- */
 
-static double now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-/*
- * Real-mode code at 0x1000 (CPL0, so a nested KVM that emulates kernel mode
- * emulates it too):  mov ecx, N ; 1: dec ecx ; jnz 1b ; out 0x10, al
- */
-static int probe_run(int vcpu, struct kvm_run *run, unsigned char *mem, uint32_t n, double *ns,
-		     struct kal_err **err)
-{
-	static const unsigned char code[] = { 0x66, 0xb9, 0,	0,    0,    0,	 0x66,
-					      0x49, 0x75, 0xfc, 0xe6, 0x10, 0xf4 };
-	struct kvm_sregs sregs;
-	struct kvm_regs regs = { .rip = 0x1000, .rflags = 2 };
-	double t0;
-
-	memcpy(mem + 0x1000, code, sizeof(code));
-	memcpy(mem + 0x1002, &n, 4);
-	if (ioctl(vcpu, KVM_GET_SREGS, &sregs) < 0)
-		return kal_err_sys(err, errno, "KVM_GET_SREGS");
-	sregs.cs.base = 0;
-	sregs.cs.selector = 0;
-	if (ioctl(vcpu, KVM_SET_SREGS, &sregs) < 0 || ioctl(vcpu, KVM_SET_REGS, &regs) < 0)
-		return kal_err_sys(err, errno, "KVM_SET_REGS");
-	t0 = now_ns();
-	for (int i = 0; i < 4; i++) {
-		if (ioctl(vcpu, KVM_RUN, 0) < 0) {
-			if (errno == EINTR)
-				continue;
-			return kal_err_sys(err, errno, "KVM_RUN");
-		}
-		if (run->exit_reason == KVM_EXIT_IO && run->io.port == 0x10) {
-			*ns = now_ns() - t0;
-			return 0;
-		}
-		if (run->exit_reason != KVM_EXIT_INTR)
-			break;
-	}
-	return kal_err_set(err, EIO, "probe guest stopped unexpectedly (exit reason %u)",
-			   run->exit_reason);
-}
-
 double machine_kvm_probe_ns(struct kal_err **err)
 {
-	_cleanup_close_ int kvm = -1, vm = -1, vcpu = -1;
-	struct kvm_userspace_memory_region region;
-	const size_t memsz = 0x10000;
-	unsigned char *mem;
-	struct kvm_run *run;
-	long runsz;
-	double t_small, t_big;
-	int rc;
+	double ns;
 
-	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (kvm < 0)
-		return kal_err_sys(err, errno, "/dev/kvm");
-	if (ioctl(kvm, KVM_GET_API_VERSION, 0) != KVM_API_VERSION)
-		return kal_err_set(err, EINVAL, "/dev/kvm: unsupported API version");
-	vm = ioctl(kvm, KVM_CREATE_VM, 0);
-	if (vm < 0)
-		return kal_err_sys(err, errno, "KVM_CREATE_VM");
-	mem = mmap(NULL, memsz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (mem == MAP_FAILED)
-		return kal_err_sys(err, errno, "mmap");
-	region = (struct kvm_userspace_memory_region){ .guest_phys_addr = 0,
-						       .memory_size = memsz,
-						       .userspace_addr = (uintptr_t)mem };
-	rc = -1;
-	run = MAP_FAILED;
-	runsz = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
-	if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
-		kal_err_sys(err, errno, "KVM_SET_USER_MEMORY_REGION");
-		goto out;
-	}
-	vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
-	if (vcpu < 0 || runsz <= 0) {
-		kal_err_sys(err, errno, "KVM_CREATE_VCPU");
-		goto out;
-	}
-	run = mmap(NULL, (size_t)runsz, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
-	if (run == MAP_FAILED) {
-		kal_err_sys(err, errno, "mmap vcpu");
-		goto out;
-	}
-	/* the difference of two runs cancels entry/exit costs */
-	if (probe_run(vcpu, run, mem, 1000, &t_small, err) < 0 ||
-	    probe_run(vcpu, run, mem, 5000, &t_big, err) < 0)
-		goto out;
-	rc = 0;
-out:
-	if (run != MAP_FAILED)
-		munmap(run, (size_t)runsz);
-	munmap(mem, memsz);
-	if (rc < 0)
-		return kal_err_wrap(err, "kvm probe");
-	return t_big > t_small ? (t_big - t_small) / 4000.0 : 0.1;
+	/* one probe for the engine choice, doctor and `kal __vmm-probe`: the VMM's own */
+	if (vmm_kvm_probe_speed(&ns, err) < 0)
+		return -1;
+	return ns;
 }

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kvm.h"
+
 struct kal_err;
 
 enum machine_net {
@@ -105,13 +107,14 @@ const struct machine_ops *machine_engine_select(const char *want, char *why, siz
 						struct kal_err **err);
 
 /*
- * Time a supervisor-mode loop in a tiny KVM guest.  Returns nanoseconds per
- * loop iteration (under ~5 on hardware KVM, ~1000 when kernel mode is
- * emulated as on nested kvm_pvm), or -1 with *err when KVM is not usable.
+ * Time a supervisor-mode loop in a tiny KVM guest (vmm_kvm_probe_speed).
+ * Returns nanoseconds per guest kernel-mode instruction (about 1 on hardware
+ * KVM, ~1000 when kernel mode is emulated as on nested kvm_pvm), or -1 with
+ * *err when KVM is not usable.
  */
 double machine_kvm_probe_ns(struct kal_err **err);
 /* Threshold above which KVM counts as emulated (ns per probe iteration). */
-#define MACHINE_KVM_FAST_NS 50.0
+#define MACHINE_KVM_FAST_NS VMM_KVM_SLOW_NS_PER_INSN
 
 /*
  * The guest kernel: $KAL_KERNEL, else <dir of /proc/self/exe>/vmlinux, else

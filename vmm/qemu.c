@@ -106,12 +106,14 @@ static const char *qemu_accel(char *why, size_t len)
 			snprintf(cached_why, sizeof(cached_why), "no usable kvm: %s", err->msg);
 			cached = "tcg";
 		} else if (ns > MACHINE_KVM_FAST_NS) {
-			snprintf(cached_why, sizeof(cached_why),
-				 "kvm emulates kernel mode (%.0f ns per probe loop)", ns);
+			snprintf(
+			    cached_why, sizeof(cached_why),
+			    "kvm emulates kernel mode (%.0f ns per guest kernel-mode instruction)",
+			    ns);
 			cached = "tcg";
 		} else {
-			snprintf(cached_why, sizeof(cached_why), "hardware kvm (%.1f ns per loop)",
-				 ns);
+			snprintf(cached_why, sizeof(cached_why),
+				 "hardware kvm (%.1f ns per instruction)", ns);
 			cached = "kvm";
 		}
 		kal_err_free(err);

@@ -7,6 +7,11 @@
  * supervisor reading the agent channel (the agent then stops reading its
  * children, see proto.h flow control), and a full agent queue stops reading
  * clients, so neither a guest nor a client can grow the supervisor's memory.
+ * FIXME: that pause is per VM, not per session: one stalled client stalls the
+ * other sessions of its VM until it reads or goes away.  Per-session credits
+ * need a protocol message; dropping output instead would corrupt pipelines.
+ * A client that goes away hangs up its attached commands (SIGHUP, like a
+ * closed terminal); DETACH from the client keeps them running instead.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1010,8 +1015,18 @@ out:
 
 /* ---- client helpers ----------------------------------------------------- */
 
+static volatile sig_atomic_t spawn_signal;
+
+static void spawn_on_signal(int signo)
+{
+	spawn_signal = signo;
+}
+
 int supervisor_spawn(const char *home, const char *name, struct kal_err **err)
 {
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	struct sigaction sa = { .sa_flags = 0 }, old_sa[3];
+	sigset_t stop_sigs, old_mask;
 	_cleanup_free_ char *logpath = vmstate_file(home, name, "supervisor.log");
 	_cleanup_close_ int rfd = -1;
 	char buf[4096];
@@ -1062,9 +1077,31 @@ int supervisor_spawn(const char *home, const char *name, struct kal_err **err)
 	rfd = p[0];
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
+	/*
+	 * Wait for the verdict with SIGINT/SIGTERM/SIGHUP blocked except inside
+	 * ppoll: an interrupted boot stops the VM instead of leaving it behind.
+	 */
+	sigemptyset(&stop_sigs);
+	sigaddset(&stop_sigs, SIGINT);
+	sigaddset(&stop_sigs, SIGTERM);
+	sigaddset(&stop_sigs, SIGHUP);
+	sigprocmask(SIG_BLOCK, &stop_sigs, &old_mask);
+	sa.sa_handler = spawn_on_signal;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
+		sigaction(sigs[i], &sa, &old_sa[i]);
+	spawn_signal = 0;
 	for (;;) {
-		ssize_t n = read(rfd, buf + have, sizeof(buf) - 1 - have);
+		struct pollfd pfd = { .fd = rfd, .events = POLLIN };
+		ssize_t n;
 
+		if (ppoll(&pfd, 1, NULL, &old_mask) < 0 && errno != EINTR)
+			break;
+		if (spawn_signal)
+			break;
+		if (!pfd.revents)
+			continue;
+		n = read(rfd, buf + have, sizeof(buf) - 1 - have);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0 || have + (size_t)n >= sizeof(buf) - 1) {
@@ -1073,6 +1110,24 @@ int supervisor_spawn(const char *home, const char *name, struct kal_err **err)
 			break;
 		}
 		have += (size_t)n;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
+		sigaction(sigs[i], &old_sa[i], NULL);
+	sigprocmask(SIG_SETMASK, &old_mask, NULL);
+	if (spawn_signal) {
+		int signo = spawn_signal;
+		pid_t spid = 0;
+
+		/* the supervisor may not have its socket yet: SIGTERM is its stop */
+		for (int i = 0; i < 300 && spid <= 0; i++) {
+			if (vmstate_get(home, name, &spid) != VMSTATE_RUNNING || spid <= 0)
+				usleep(10000);
+		}
+		if (spid > 0)
+			kill(spid, SIGTERM);
+		kal_err_set(err, EINTR, "start VM `%s`: interrupted (the VM was stopped)", name);
+		(*err)->exit_code = 128 + signo;
+		return -1;
 	}
 	buf[have] = '\0';
 	buf[strcspn(buf, "\n")] = '\0';
@@ -1233,6 +1288,10 @@ int supervisor_stop(const char *home, const char *name, int timeout_ms, struct k
 	case VMSTATE_MISSING:
 		return kal_err_set(err, ENOENT, "no such VM `%s`", name);
 	case VMSTATE_CREATED:
+		/* a supervisor killed hard leaves its socket; nothing listens on it */
+		sock = vmstate_sock_path(home, name, NULL);
+		if (sock)
+			unlink(sock);
 		return 0;
 	case VMSTATE_RUNNING:
 		break;

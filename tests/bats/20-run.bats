@@ -123,3 +123,18 @@ setup() { vm_setup; }
 	KAL_BOOT_TIMEOUT=1 run_kal 125 run --rm --name slow --engine qemu busybox true
 	[[ "$stderr" == "kal: guest agent not ready after 1 s (console: "* ]]
 }
+
+@test "run: Ctrl-C while the VM boots stops it instead of leaving it behind" {
+	"$KAL" run --rm --name intr busybox true 2>"$BATS_TEST_TMPDIR/err" 3>&- &
+	pid=$!
+	sleep 0.7
+	kill -INT "$pid"
+	rc=0
+	wait "$pid" || rc=$?
+	[ "$rc" -eq 130 ]
+	run cat "$BATS_TEST_TMPDIR/err"
+	assert_output "kal: start VM \`intr\`: interrupted (the VM was stopped)"
+	for _ in $(seq 100); do [ -e "$KAL_HOME/vms/intr" ] || break; sleep 0.1; done
+	[ ! -e "$KAL_HOME/vms/intr" ]
+	! pgrep -f -- "--home $KAL_HOME __supervise --ready-fd 3 intr"
+}

@@ -55,7 +55,9 @@ wait_screen() {
 	tm send-keys -t t 'vi /etc/passwd' Enter
 	wait_screen '^root:'
 	wait_screen '^~'
-	tm send-keys -t t Escape ':q!' Enter
+	tm send-keys -t t Escape
+	sleep 0.5
+	tm send-keys -t t ':q!' Enter
 	wait_screen '#|\$'
 }
 
@@ -70,8 +72,8 @@ wait_screen() {
 	"$KAL" load -q --name debian "$(fixture_build debian)" >/dev/null || skip "debian fixture unavailable"
 	tm new-session -d -s t -x 100 -y 30 "'$KAL' shell debian; echo shell-done; sleep 30"
 	wait_screen '#|\$'
-	tm send-keys -t t 'echo "$0 $BASH_VERSION"; cat /etc/debian_version' Enter
-	wait_screen '^-?bash [0-9]'
+	tm send-keys -t t 'shopt -q login_shell && echo "login $BASH_VERSION"; cat /etc/debian_version' Enter
+	wait_screen '^login [0-9]'
 	wait_screen '^12'
 	tm send-keys -t t 'exit' Enter
 	wait_screen 'shell-done'

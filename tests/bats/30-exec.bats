@@ -88,6 +88,28 @@ setup() { vm_setup; }
 	assert_equal "$rc" 143
 }
 
+@test "exec: SIGTERM ends kal exec even while nobody reads its stdout" {
+	mkfifo "$BATS_TEST_TMPDIR/fifo"
+	"$KAL" exec ex yes stuck >"$BATS_TEST_TMPDIR/fifo" 3>&- &
+	local pid=$! rc=0 i
+	# hold the fifo open without reading: kal's writes block
+	exec 4<>"$BATS_TEST_TMPDIR/fifo"
+	sleep 2
+	kill -TERM "$pid"
+	for i in $(seq 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.2
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -9 "$pid"
+		exec 4<&-
+		fail "kal exec ignored SIGTERM while its stdout was blocked"
+	fi
+	wait "$pid" || rc=$?
+	exec 4<&-
+	assert_equal "$rc" 143
+}
+
 @test "exec: orphans are reaped by the agent (no zombies)" {
 	run_kal 0 exec ex sh -c 'for i in 1 2 3 4 5; do (sleep 0.2 &); done'
 	sleep 2
@@ -119,4 +141,15 @@ setup() { vm_setup; }
 	"$KAL" stop ex-stopped >/dev/null
 	run_kal 125 exec ex-stopped true
 	assert_equal "$stderr" 'kal: exec: VM `ex-stopped` is not running'
+}
+
+@test "exec: a VM that dies under a running command is reported, not a hang" {
+	"$KAL" run -d --name ex-die busybox >/dev/null
+	"$KAL" exec ex-die sleep 60 2>"$BATS_TEST_TMPDIR/err" &
+	local pid=$! rc=0
+	sleep 2
+	kill -9 "$(vm_qemu_pid ex-die)"
+	wait "$pid" || rc=$?
+	assert_equal "$rc" 125
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/err")" 'kal: exec: VM `ex-die` ended (qemu killed by signal 9)'
 }

@@ -113,7 +113,8 @@ setup() { vm_setup; }
 	r=$(rss_kib "$spid")
 	echo "# supervisor RSS with a stalled client: ${r} KiB (base ${base} KiB)" >&3
 	[ "$r" -lt $((base + 4096)) ]
-	kill "$client"
+	# the client vanishes (kill -9): the supervisor hangs up its session
+	kill -9 "$client"
 	wait "$client" || true
 	exec 4<&-
 	run_kal exec stall echo answered
@@ -131,4 +132,51 @@ setup() { vm_setup; }
 	run_kal exec rough echo still-here
 	assert_output "still-here"
 	run_kal rm -f rough
+}
+
+@test "hostile clients on the VM socket are cut off; the supervisor and the VM carry on" {
+	run_kal run -d --name sock busybox
+	spid=$(vm_pid sock)
+	sock=$XDG_RUNTIME_DIR/kal/sock.sock
+	# an oversized frame header, a frame before HELLO, and a control type after HELLO
+	run python3 - "$sock" <<'PY'
+import socket, struct, sys
+def conn():
+    s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(10); return s
+def hello():
+    sw = b"test\0"
+    p = struct.pack("<II", 1, 65536) + struct.pack("<I", len(sw)) + sw
+    return struct.pack("<IHHI", len(p), 1, 0, 0) + p
+def drain(s):
+    out = b""
+    while True:
+        d = s.recv(65536)
+        if not d: return out
+        out += d
+s = conn(); s.sendall(struct.pack("<IHHI", 0x7fffffff, 0x10, 0, 1)); print("oversized", len(drain(s)) > 0)
+s = conn(); s.sendall(struct.pack("<IHHI", 0, 0x1a, 0, 1)); print("no-hello", len(drain(s)) > 0)
+s = conn(); s.sendall(hello() + struct.pack("<IHHI", 0, 0xfe, 0, 7)); s.settimeout(3)
+d = s.recv(65536)
+while len(d) < 12 + 26 + 12: d += s.recv(65536)
+print("unknown-ctl-type", struct.unpack("<IHHI", d[38:50])[1] == 0x04)
+PY
+	assert_output $'oversized True\nno-hello True\nunknown-ctl-type True'
+	proc_alive "$spid"
+	run_kal exec sock echo fine
+	assert_output "fine"
+	run_kal rm -f sock
+}
+
+@test "logs -f follows the console and ends when the VM stops" {
+	run_kal run -d --name follow busybox
+	"$KAL" logs -f follow >"$BATS_TEST_TMPDIR/follow.out" 3>&- &
+	pid=$!
+	run_kal exec follow sh -c 'echo followed-line >/dev/console'
+	for _ in $(seq 50); do grep -q followed-line "$BATS_TEST_TMPDIR/follow.out" && break; sleep 0.1; done
+	run_kal stop follow
+	for _ in $(seq 50); do proc_alive "$pid" || break; sleep 0.1; done
+	! proc_alive "$pid"
+	run grep -c followed-line "$BATS_TEST_TMPDIR/follow.out"
+	assert_output 1
+	run_kal rm follow
 }

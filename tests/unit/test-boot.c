@@ -20,6 +20,7 @@
 #include "lib/err.h"
 #include "vmm/boot.h"
 #include "vmm/mem.h"
+#include "vmm/mptable.h"
 
 #define RAM (4u << 20)
 
@@ -204,7 +205,7 @@ static void test_setup_pvh(void **state)
 	assert_int_equal(*(uint64_t *)(ram + VMM_BOOT_MODLIST + 8), 4096);
 	memcpy(map, ram + si.memmap_paddr, sizeof(map));
 	assert_int_equal(map[0].addr, 0);
-	assert_int_equal(map[0].size, 0xa0000);
+	assert_int_equal(map[0].size, 0x9fc00);
 	assert_int_equal(map[1].addr, 0x100000);
 	assert_int_equal(map[1].size, RAM - 0x100000);
 	assert_int_equal(map[1].type, 1);
@@ -215,12 +216,51 @@ static void test_setup_pvh(void **state)
 	kal_err_clear(&err);
 }
 
+static uint8_t sum(const uint8_t *p, size_t n)
+{
+	uint8_t s = 0;
+
+	while (n--)
+		s += *p++;
+	return s;
+}
+
+static void test_mptable(void **state)
+{
+	struct kal_err *err = NULL;
+	const uint8_t *fp = ram + VMM_MPTABLE_ADDR, *t;
+	uint32_t table;
+	uint16_t len, n;
+
+	(void)state;
+	assert_int_equal(vmm_mptable_write(&mem, 2, &err), 0);
+	assert_memory_equal(fp, "_MP_", 4);
+	assert_int_equal(sum(fp, 16), 0);
+	memcpy(&table, fp + 4, 4);
+	assert_int_equal(table, VMM_MPTABLE_ADDR + 16);
+	t = ram + table;
+	assert_memory_equal(t, "PCMP", 4);
+	memcpy(&len, t + 4, 2);
+	memcpy(&n, t + 34, 2);
+	assert_int_equal(sum(t, len), 0);
+	/* 2 CPUs, ISA bus, IOAPIC, 23 I/O interrupts (no cascade), 2 local */
+	assert_int_equal(n, 2 + 1 + 1 + 23 + 2);
+	assert_int_equal(len, 44 + 2 * 20 + 8 + 8 + 23 * 8 + 2 * 8);
+	assert_int_equal(t[44], 0);	/* processor */
+	assert_int_equal(t[44 + 3], 3); /* enabled + BSP */
+	assert_int_equal(t[64 + 3], 1); /* enabled */
+	assert_int_equal(vmm_mptable_write(&mem, 200, &err), -1);
+	assert_string_equal(err->msg, "mptable: 200 vCPUs do not fit");
+	kal_err_clear(&err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_load_good, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_hostile, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_setup_pvh, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mptable, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
