@@ -129,6 +129,38 @@ struct layout {
 	char *fallback_repo;
 };
 
+/*
+ * Open a file of a layout that may come from anywhere: a FIFO would block the
+ * open and a device (a blob symlinked to /dev/zero) would never end, so only a
+ * regular file is read, and never opened blocking.
+ */
+static int layout_open(const char *path, struct stat *st, struct kal_err **err)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd < 0)
+		return kal_err_sys(err, errno, "open `%s`", path);
+	if (fstat(fd, st) < 0)
+		return kal_err_sys(err, errno, "stat `%s`", path);
+	if (!S_ISREG(st->st_mode))
+		return kal_err_set(err, EINVAL, "`%s` is not a regular file", path);
+	return steal_fd(&fd);
+}
+
+/* layout_open + kal_read_fd: a small file of the layout, at most max bytes */
+static int layout_read_file(const char *path, size_t max, char **buf, size_t *len,
+			    struct kal_err **err)
+{
+	struct stat st;
+	_cleanup_close_ int fd = layout_open(path, &st, err);
+
+	if (fd < 0)
+		return -1;
+	if (kal_read_fd(fd, max, buf, len, err) < 0)
+		return kal_err_wrap(err, "`%s`", path);
+	return 0;
+}
+
 /* Read a blob of the layout, checking size and digest against the descriptor. */
 static int layout_read_blob(const struct layout *lo, const struct ic_digest *d, uint64_t size,
 			    size_t max, char **buf, size_t *len, struct kal_err **err)
@@ -140,7 +172,7 @@ static int layout_read_blob(const struct layout *lo, const struct ic_digest *d, 
 	if (size > max)
 		return kal_err_set(err, EFBIG, "blob %s: %llu bytes is over the %zu byte limit",
 				   ic_digest_str(d, w), (unsigned long long)size, max);
-	if (kal_read_file(p, (size_t)size, buf, len, err) < 0)
+	if (layout_read_file(p, (size_t)size, buf, len, err) < 0)
 		return kal_err_wrap(err, "blob %s", ic_digest_str(d, w));
 	if (*len != size) {
 		free(*buf);
@@ -160,13 +192,18 @@ static int layout_open_layer(const struct layout *lo, const struct ic_descriptor
 			     struct kal_err **err)
 {
 	_cleanup_free_ char *p = xasprintf("%s/blobs/sha256/%s", lo->dir, desc->digest.hex);
-	_cleanup_close_ int fd = open(p, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	_cleanup_close_ int fd = layout_open(p, &st, err);
 	struct ic_digest got;
 	unsigned long long size;
 	char w[IC_DIGEST_STR_LEN + 1], g[IC_DIGEST_STR_LEN + 1];
 
 	if (fd < 0)
-		return kal_err_sys(err, errno, "open `%s`", p);
+		return -1;
+	/* a file that has grown would otherwise be hashed to its end first */
+	if ((uint64_t)st.st_size != desc->size)
+		return kal_err_set(err, EIO, "size mismatch (want %llu, got %llu)",
+				   (unsigned long long)desc->size, (unsigned long long)st.st_size);
 	if (ic_digest_fd(fd, &got, &size, err) < 0)
 		return kal_err_wrap(err, "`%s`", p);
 	if (size != desc->size)
@@ -206,8 +243,9 @@ static int layout_import_manifest(struct ic_store *s, const struct layout *lo,
 		goto out;
 	if (cfg.n_diff_ids != m.n_layers) {
 		kal_err_set(err, EINVAL,
-			    "config lists %zu diff_ids but the manifest has %zu layers",
-			    cfg.n_diff_ids, m.n_layers);
+			    "config lists %zu diff_id%s but the manifest has %zu layer%s",
+			    cfg.n_diff_ids, cfg.n_diff_ids == 1 ? "" : "s", m.n_layers,
+			    m.n_layers == 1 ? "" : "s");
 		goto out;
 	}
 	img.digest = desc->digest;
@@ -292,7 +330,7 @@ static int load_layout(struct ic_store *s, const char *dir, const struct ic_load
 	if (access(olp, F_OK) < 0 && errno == ENOENT)
 		return kal_err_set(err, EINVAL,
 				   "`%s` is not an OCI image layout (no `oci-layout` file)", dir);
-	if (kal_read_file(olp, 4096, &ol, NULL, err) < 0)
+	if (layout_read_file(olp, 4096, &ol, NULL, err) < 0)
 		return -1;
 	olj = json_tokener_parse(ol);
 	if (!olj || !json_object_object_get_ex(olj, "imageLayoutVersion", &v) ||
@@ -301,7 +339,7 @@ static int load_layout(struct ic_store *s, const char *dir, const struct ic_load
 		kal_err_set(err, EINVAL, "`%s`: not an OCI layout version 1.x", olp);
 		goto out;
 	}
-	if (kal_read_file(ijp, IC_MAX_MANIFEST_SIZE, &ij, &ijlen, err) < 0)
+	if (layout_read_file(ijp, IC_MAX_MANIFEST_SIZE, &ij, &ijlen, err) < 0)
 		goto out;
 	if (ic_index_parse(ij, ijlen, IC_MT_OCI_INDEX, &idx, err) < 0) {
 		kal_err_wrap(err, "`%s`", ijp);
@@ -391,7 +429,9 @@ out:
 
 /* ---------------- docker save tarball ---------------- */
 
+/* One Layers entry of manifest.json; a sorted array of them is the lookup table of pass 3. */
 struct ds_layer_ref {
+	const char *path;
 	size_t image, index;
 };
 
@@ -499,6 +539,42 @@ static char **json_strings(struct json_object *arr, size_t *n)
 	return v;
 }
 
+/*
+ * A manifest.json path names a member of the tarball, never a host file; docker
+ * refuses names that would leave its extraction directory, and so does kal, so
+ * that a tarball means the same to both (and "../x" cannot alias "x").
+ */
+static bool ds_path_ok(const char *p)
+{
+	if (!*p || *p == '/')
+		return false;
+	for (const char *c = p; *c;) {
+		size_t n = strcspn(c, "/");
+
+		if (n == 2 && c[0] == '.' && c[1] == '.')
+			return false;
+		c += n;
+		c += *c == '/';
+	}
+	return true;
+}
+
+static int ds_check_paths(const struct ds_image *im, size_t i, struct kal_err **err)
+{
+	if (!ds_path_ok(im->config_path))
+		return kal_err_set(err, EINVAL,
+				   "manifest.json: image %zu: Config `%.200s` is not a path inside "
+				   "the tarball",
+				   i + 1, im->config_path);
+	for (size_t k = 0; k < im->n_layers; k++)
+		if (!ds_path_ok(im->layer_paths[k]))
+			return kal_err_set(err, EINVAL,
+					   "manifest.json: image %zu: layer %zu `%.200s` is not a "
+					   "path inside the tarball",
+					   i + 1, k + 1, im->layer_paths[k]);
+	return 0;
+}
+
 static int ds_parse_manifest(struct ds *ds, const char *buf, struct kal_err **err)
 {
 	struct json_object *root = json_tokener_parse(buf);
@@ -541,6 +617,8 @@ static int ds_parse_manifest(struct ds *ds, const char *buf, struct kal_err **er
 			goto out;
 		}
 		im->done = xcalloc(im->n_layers + 1, sizeof(*im->done));
+		if (ds_check_paths(im, i, err) < 0)
+			goto out;
 	}
 	rc = 0;
 out:
@@ -599,16 +677,68 @@ static int copy_entry(struct archive *a, int fd, const char *what, struct ic_dig
 	return 0;
 }
 
+static int ds_ref_cmp(const void *a, const void *b)
+{
+	const struct ds_layer_ref *x = a, *y = b;
+	int c = strcmp(x->path, y->path);
+
+	if (c)
+		return c;
+	return x->image != y->image ? (x->image < y->image ? -1 : 1)
+				    : (x->index < y->index ? -1 : x->index > y->index);
+}
+
+/*
+ * The entries of manifest.json's Layers lists, sorted by path: a tarball entry
+ * costs a binary search, not a walk over up to MAX_IMAGES * IC_MAX_LAYERS names.
+ */
+static struct ds_layer_ref *ds_layer_refs(const struct ds *ds, size_t *n)
+{
+	struct ds_layer_ref *v;
+	size_t total = 0;
+
+	for (size_t i = 0; i < ds->n; i++)
+		total += ds->imgs[i].n_layers;
+	v = xcalloc(total + 1, sizeof(*v));
+	*n = 0;
+	for (size_t i = 0; i < ds->n; i++)
+		for (size_t k = 0; k < ds->imgs[i].n_layers; k++)
+			v[(*n)++] = (struct ds_layer_ref){ ds->imgs[i].layer_paths[k], i, k };
+	qsort(v, *n, sizeof(*v), ds_ref_cmp);
+	return v;
+}
+
+/* First ref whose path is name, or NULL. */
+static const struct ds_layer_ref *ds_ref_find(const struct ds_layer_ref *v, size_t n,
+					      const char *name)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(v[mid].path, name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && strcmp(v[lo].path, name) == 0 ? &v[lo] : NULL;
+}
+
 static int ds_layers_pass(struct ic_store *s, struct ds *ds, struct kal_err **err)
 {
 	struct archive *a = ds_open(ds->path, err);
 	struct archive_entry *e;
+	size_t nrefs;
+	_cleanup_free_ struct ds_layer_ref *refs = NULL;
 	int r, rc = -1;
 
 	if (!a)
 		return -1;
+	refs = ds_layer_refs(ds, &nrefs);
 	while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
 		const char *name = entry_name(e);
+		const struct ds_layer_ref *first = ds_ref_find(refs, nrefs, name), *end;
 		struct ic_digest dg;
 		uint64_t size = 0;
 		unsigned char head[8];
@@ -616,11 +746,11 @@ static int ds_layers_pass(struct ic_store *s, struct ds *ds, struct kal_err **er
 		_cleanup_close_ int fd = -1;
 		bool want = false;
 
-		for (size_t i = 0; i < ds->n && !want; i++)
-			for (size_t k = 0; k < ds->imgs[i].n_layers && !want; k++)
-				want = !ds->imgs[i].done[k] &&
-				       strcmp(ds->imgs[i].layer_paths[k], name) == 0;
-		if (!want || archive_entry_filetype(e) != AE_IFREG)
+		if (!first || archive_entry_filetype(e) != AE_IFREG)
+			continue;
+		for (end = first; end < refs + nrefs && strcmp(end->path, name) == 0; end++)
+			want |= !ds->imgs[end->image].done[end->index];
+		if (!want)
 			continue;
 		fd = ic_store_tmpfile(s, err);
 		if (fd < 0)
@@ -633,29 +763,26 @@ static int ds_layers_pass(struct ic_store *s, struct ds *ds, struct kal_err **er
 		}
 		hn = read(fd, head, sizeof(head));
 		enum ic_compression comp = ic_layer_sniff(head, hn > 0 ? (size_t)hn : 0);
-		for (size_t i = 0; i < ds->n; i++) {
-			struct ds_image *im = &ds->imgs[i];
+		for (const struct ds_layer_ref *ref = first; ref < end; ref++) {
+			struct ds_image *im = &ds->imgs[ref->image];
+			size_t k = ref->index;
+			struct ic_store_layer *l = &im->img.layers[k];
+			bool conv;
 
-			for (size_t k = 0; k < im->n_layers; k++) {
-				struct ic_store_layer *l = &im->img.layers[k];
-				bool conv;
-
-				if (im->done[k] || strcmp(im->layer_paths[k], name))
-					continue;
-				l->digest = dg;
-				l->size = size;
-				l->media_type =
-				    xstrdup(comp == IC_COMP_GZIP   ? IC_MT_OCI_LAYER_GZIP
-					    : comp == IC_COMP_ZSTD ? IC_MT_OCI_LAYER_ZSTD
-								   : IC_MT_OCI_LAYER);
-				if (ensure_layer(s, fd, comp, &l->diff_id, &l->erofs_size, &conv,
-						 err) < 0) {
-					kal_err_wrap(err, "layer %zu (`%s`)", k + 1, name);
-					goto out;
-				}
-				im->converted += conv;
-				im->done[k] = true;
+			if (im->done[k])
+				continue;
+			l->digest = dg;
+			l->size = size;
+			l->media_type = xstrdup(comp == IC_COMP_GZIP   ? IC_MT_OCI_LAYER_GZIP
+						: comp == IC_COMP_ZSTD ? IC_MT_OCI_LAYER_ZSTD
+								       : IC_MT_OCI_LAYER);
+			if (ensure_layer(s, fd, comp, &l->diff_id, &l->erofs_size, &conv, err) <
+			    0) {
+				kal_err_wrap(err, "layer %zu (`%s`)", k + 1, name);
+				goto out;
 			}
+			im->converted += conv;
+			im->done[k] = true;
 		}
 	}
 	if (r != ARCHIVE_EOF) {
@@ -782,7 +909,9 @@ static int load_docker_save(struct ic_store *s, const char *path, const struct i
 		for (size_t i = 0; i < ds.n; i++) {
 			struct ds_image *im = &ds.imgs[i];
 
-			if (im->config || strcmp(im->config_path, name))
+			/* a link or device entry has no bytes of its own to read */
+			if (im->config || strcmp(im->config_path, name) ||
+			    archive_entry_filetype(e) != AE_IFREG)
 				continue;
 			if (read_entry(a, name, IC_MAX_CONFIG_SIZE, &im->config, &im->config_len,
 				       err) < 0)
@@ -832,8 +961,9 @@ static int load_docker_save(struct ic_store *s, const char *path, const struct i
 		}
 		if (im->cfg.n_diff_ids != im->n_layers) {
 			kal_err_set(err, EINVAL,
-				    "config lists %zu diff_ids but manifest.json has %zu layers",
-				    im->cfg.n_diff_ids, im->n_layers);
+				    "config lists %zu diff_id%s but manifest.json has %zu layer%s",
+				    im->cfg.n_diff_ids, im->cfg.n_diff_ids == 1 ? "" : "s",
+				    im->n_layers, im->n_layers == 1 ? "" : "s");
 			goto out;
 		}
 		im->img.layers = xcalloc(im->n_layers + 1, sizeof(*im->img.layers));

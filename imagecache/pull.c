@@ -425,9 +425,9 @@ static int do_pull(struct pull_state *ps, const char *home, const char *refstr,
 	if (fetch_config(ps->store, ps->reg, ps->ref.repo, &ps->m.config, &ps->cfg, err) < 0)
 		return -1;
 	if (ps->cfg.n_diff_ids != n)
-		return kal_err_set(err, EINVAL,
-				   "config lists %zu diff_ids but the manifest has %zu layers",
-				   ps->cfg.n_diff_ids, n);
+		return kal_err_set(
+		    err, EINVAL, "config lists %zu diff_id%s but the manifest has %zu layer%s",
+		    ps->cfg.n_diff_ids, ps->cfg.n_diff_ids == 1 ? "" : "s", n, n == 1 ? "" : "s");
 	if (has_index && ic_store_blob_put(ps->store, &top, ps->index_body, ps->index_len, err) < 0)
 		return kal_err_wrap(err, "index");
 	if (ic_store_blob_put(ps->store, &mdigest, ps->body, ps->len, err) < 0)
