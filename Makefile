@@ -95,7 +95,7 @@ check-unit: $(UNIT_BINS)
 check-bats: kal
 	$(Q)KAL=$(CURDIR)/$(BUILD)/kal tests/run.sh bats
 
-check: all fixtures $(UNIT_BINS)
+check: format-check all fixtures $(UNIT_BINS)
 	$(Q)KAL=$(CURDIR)/$(BUILD)/kal tests/run.sh all $(UNIT_BINS)
 
 DEB_PACKAGES = build-essential pkg-config git libcurl4-openssl-dev libarchive-dev libzstd-dev \
@@ -112,7 +112,8 @@ FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 format:
 	clang-format -i $(FORMAT_SRCS)
 format-check:
-	clang-format --dry-run -Werror $(FORMAT_SRCS)
+	@echo "  FORMAT  clang-format --dry-run on $(words $(FORMAT_SRCS)) files"
+	$(Q)clang-format --dry-run -Werror $(FORMAT_SRCS)
 lint:
 	shellcheck $(shell git ls-files '*.sh' '*.bash' .ci/run 2>/dev/null)
 

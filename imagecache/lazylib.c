@@ -60,31 +60,31 @@ static void *lazylib_sym(struct lazylib *lib, void (*open_fn)(void), const char 
  * One forwarder.  The resolved pointer is cached with relaxed atomics: every
  * thread that races here resolves the same value.
  */
-#define LAZY_FN(lib, open_fn, ret, name, params, args)                                     \
-	ret name params                                                                    \
-	{                                                                                  \
-		static ret(*fn) params;                                                    \
-		ret(*f) params = __atomic_load_n(&fn, __ATOMIC_RELAXED);                   \
-		if (!f) {                                                                  \
-			*(void **)&f = lazylib_sym(&lib, open_fn, #name);                  \
-			__atomic_store_n(&fn, f, __ATOMIC_RELAXED);                        \
-		}                                                                          \
-		return f args;                                                             \
+#define LAZY_FN(lib, open_fn, ret, name, params, args)                                             \
+	ret name params                                                                            \
+	{                                                                                          \
+		static ret(*fn) params;                                                            \
+		ret(*f) params = __atomic_load_n(&fn, __ATOMIC_RELAXED);                           \
+		if (!f) {                                                                          \
+			*(void **)&f = lazylib_sym(&lib, open_fn, #name);                          \
+			__atomic_store_n(&fn, f, __ATOMIC_RELAXED);                                \
+		}                                                                                  \
+		return f args;                                                                     \
 	}
-#define LAZY_VOID(lib, open_fn, name, params, args)                                        \
-	void name params                                                                   \
-	{                                                                                  \
-		static void(*fn) params;                                                   \
-		void(*f) params = __atomic_load_n(&fn, __ATOMIC_RELAXED);                  \
-		if (!f) {                                                                  \
-			*(void **)&f = lazylib_sym(&lib, open_fn, #name);                  \
-			__atomic_store_n(&fn, f, __ATOMIC_RELAXED);                        \
-		}                                                                          \
-		f args;                                                                    \
+#define LAZY_VOID(lib, open_fn, name, params, args)                                                \
+	void name params                                                                           \
+	{                                                                                          \
+		static void(*fn) params;                                                           \
+		void(*f) params = __atomic_load_n(&fn, __ATOMIC_RELAXED);                          \
+		if (!f) {                                                                          \
+			*(void **)&f = lazylib_sym(&lib, open_fn, #name);                          \
+			__atomic_store_n(&fn, f, __ATOMIC_RELAXED);                                \
+		}                                                                                  \
+		f args;                                                                            \
 	}
 #define CURL_FN(ret, name, params, args) LAZY_FN(lib_curl, curl_open, ret, name, params, args)
-#define CURL_VOID(name, params, args) LAZY_VOID(lib_curl, curl_open, name, params, args)
-#define AR_FN(ret, name, params, args) LAZY_FN(lib_archive, archive_open, ret, name, params, args)
+#define CURL_VOID(name, params, args)	 LAZY_VOID(lib_curl, curl_open, name, params, args)
+#define AR_FN(ret, name, params, args)	 LAZY_FN(lib_archive, archive_open, ret, name, params, args)
 
 /* libcurl */
 CURL_FN(CURLcode, curl_global_init, (long flags), (flags))
@@ -127,7 +127,7 @@ CURLcode curl_easy_setopt(CURL *h, CURLoption opt, ...)
 		rc = ((CURLcode(*)(CURL *, CURLoption, long))f)(h, opt, va_arg(ap, long));
 	else if (opt >= CURLOPTTYPE_OFF_T && opt < CURLOPTTYPE_BLOB)
 		rc = ((CURLcode(*)(CURL *, CURLoption, curl_off_t))f)(h, opt,
-								       va_arg(ap, curl_off_t));
+								      va_arg(ap, curl_off_t));
 	else /* object, function and blob pointers all travel as pointers */
 		rc = ((CURLcode(*)(CURL *, CURLoption, void *))f)(h, opt, va_arg(ap, void *));
 	va_end(ap);
@@ -196,7 +196,8 @@ AR_FN(int, archive_entry_xattr_next,
 void archive_set_error(struct archive *a, int err, const char *fmt, ...)
 {
 	static void (*fn)(struct archive *, int, const char *, ...);
-	void (*f)(struct archive *, int, const char *, ...) = __atomic_load_n(&fn, __ATOMIC_RELAXED);
+	void (*f)(struct archive *, int, const char *, ...) =
+	    __atomic_load_n(&fn, __ATOMIC_RELAXED);
 	char msg[512];
 	va_list ap;
 
