@@ -1125,6 +1125,17 @@ int supervisor_spawn(const char *home, const char *name, struct kal_err **err)
 		}
 		if (spid > 0)
 			kill(spid, SIGTERM);
+		/*
+		 * The supervisor holds the write end of the ready pipe until it
+		 * exits: wait for that EOF (bounded), so "stopped" is true when
+		 * we say it and nothing of the VM outlives this command.
+		 */
+		for (long long end = mono_ms() + 10000; mono_ms() < end;) {
+			struct pollfd pfd = { .fd = rfd, .events = POLLIN };
+
+			if (poll(&pfd, 1, 100) > 0 && read(rfd, buf, sizeof(buf)) == 0)
+				break;
+		}
 		kal_err_set(err, EINTR, "start VM `%s`: interrupted (the VM was stopped)", name);
 		(*err)->exit_code = 128 + signo;
 		return -1;
