@@ -19,6 +19,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <linux/kvm.h>
@@ -31,6 +32,7 @@
 #include "kvm.h"
 #include "mem.h"
 #include "mptable.h"
+#include "seccomp.h"
 #include "serial.h"
 #include "snap.h"
 #include "virtio/devices.h"
@@ -67,6 +69,8 @@ struct vm {
 	uint64_t entry;
 	int debug_out;
 	bool test_hooks;
+	bool test_hold;	       /* test hook: vCPUs wait before the first KVM_RUN */
+	bool seccomp_selftest; /* test hook: the I/O thread makes a forbidden call */
 	struct vmm_serial serial;
 	pthread_mutex_t serial_lock; /* vCPU threads share COM1 */
 	uint8_t snapshot_status;     /* VMM_PORT_SNAPSHOT reads: 0 ok, 1 failed */
@@ -78,6 +82,8 @@ struct vm {
 	pthread_t io_thread;
 	bool io_started;
 	pthread_mutex_t exit_lock;
+	pthread_cond_t ready_cond; /* with exit_lock: a thread filtered itself, or stopping */
+	unsigned int nr_ready;	   /* threads past vmm_seccomp_install() */
 	bool stopping;
 	struct vmm_exit exit;
 	struct kal_ratelimit rl_pio, rl_mmio, rl_pmem;
@@ -121,6 +127,7 @@ static void vm_request_stop(struct vm *vm, enum vmm_exit_kind kind, int code, co
 	vsnprintf(vm->exit.reason, sizeof(vm->exit.reason), fmt, ap);
 	va_end(ap);
 	__atomic_store_n(&vm->stopping, true, __ATOMIC_SEQ_CST);
+	pthread_cond_broadcast(&vm->ready_cond);
 	pthread_mutex_unlock(&vm->exit_lock);
 	if (write(vm->stop_fd, &one, sizeof(one)) < 0) {
 		/* counter overflow only: the flag above is what matters */
@@ -275,12 +282,43 @@ static void vcpu_mmio(struct vm *vm, struct kvm_run *run)
 			 w ? "write" : "read", len, a, w ? "ignored" : "reads 0");
 }
 
+/*
+ * Filter the calling thread (its setup is over) and count it as ready.  A
+ * thread that cannot filter itself stops the VM rather than run unconfined.
+ */
+static bool vm_thread_confine(struct vm *vm, enum vmm_seccomp_kind kind, const char *who)
+{
+	struct kal_err *err = NULL;
+
+	if (vmm_seccomp_install(kind, &err) < 0) {
+		vm_request_stop(vm, VMM_EXIT_ERROR, 0, "%s: %s", who, err->msg);
+		kal_err_free(err);
+		return false;
+	}
+	pthread_mutex_lock(&vm->exit_lock);
+	vm->nr_ready++;
+	pthread_cond_broadcast(&vm->ready_cond);
+	pthread_mutex_unlock(&vm->exit_lock);
+	return true;
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vmm_vcpu *v = arg;
 	struct vm *vm = v->vm;
 	struct kvm_run *run = v->run;
+	char who[32];
 
+	snprintf(who, sizeof(who), "vcpu %u", v->idx);
+	if (!vm_thread_confine(vm, VMM_SECCOMP_VCPU, who))
+		return NULL;
+	if (vm->test_hold) {
+		/* test hook: stay out of the guest until the VM is stopped (or killed) */
+		pthread_mutex_lock(&vm->exit_lock);
+		while (!vm->stopping)
+			pthread_cond_wait(&vm->ready_cond, &vm->exit_lock);
+		pthread_mutex_unlock(&vm->exit_lock);
+	}
 	while (!vm_stopping(vm)) {
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
@@ -406,6 +444,19 @@ static void *io_thread(void *arg)
 	struct vm *vm = arg;
 	struct epoll_event evs[32];
 
+	if (!vm_thread_confine(vm, VMM_SECCOMP_IO, "I/O thread"))
+		return NULL;
+	if (vm->seccomp_selftest) {
+		/* test hook: a call outside the list; with the filter on, the kernel kills us here */
+		long fd = syscall(SYS_openat, AT_FDCWD, "/etc/passwd", O_RDONLY | O_CLOEXEC);
+
+		vm_request_stop(
+		    vm, VMM_EXIT_ERROR, 0,
+		    "seccomp selftest: openat was allowed (fd %ld); is KAL_VMM_SECCOMP=0?", fd);
+		if (fd >= 0)
+			close((int)fd);
+		return NULL;
+	}
 	while (!vm_stopping(vm)) {
 		int n = epoll_wait(vm->epoll_fd, evs, ARRAY_SIZE(evs), -1);
 
@@ -816,10 +867,13 @@ struct vm *vmm_vm_create(const struct vmm_config *cfg, struct kal_err **err)
 	vm->kvm_fd = vm->vm_fd = vm->ram_fd = vm->epoll_fd = -1;
 	vm->debug_out = cfg->debug_out;
 	vm->test_hooks = cfg->test_hooks;
+	vm->test_hold = cfg->test_hooks && cfg->test_hold;
+	vm->seccomp_selftest = cfg->test_hooks && cfg->seccomp_selftest;
 	vm->serial.out_fd = cfg->serial_out;
 	vm->serial.set_irq = serial_set_irq;
 	vm->serial.opaque = vm;
 	pthread_mutex_init(&vm->exit_lock, NULL);
+	pthread_cond_init(&vm->ready_cond, NULL);
 	pthread_mutex_init(&vm->serial_lock, NULL);
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_fd < 0) {
@@ -899,6 +953,21 @@ int vmm_vm_run(struct vm *vm, struct vmm_exit *exit, struct kal_err **err)
 	}
 	if (ret < 0)
 		vm_request_stop(vm, VMM_EXIT_ERROR, 0, "start failed");
+	/* after the pthread_creates: a filter installed earlier would be inherited by them */
+	if (ret == 0 && vmm_seccomp_install(VMM_SECCOMP_CONTROL, err) < 0) {
+		vm_request_stop(vm, VMM_EXIT_ERROR, 0, "control thread: seccomp failed");
+		ret = -1;
+	}
+	if (ret == 0 && vm->test_hold) {
+		unsigned int want = vm->nr_vcpus + 1;
+
+		pthread_mutex_lock(&vm->exit_lock);
+		while (!vm->stopping && vm->nr_ready < want)
+			pthread_cond_wait(&vm->ready_cond, &vm->exit_lock);
+		pthread_mutex_unlock(&vm->exit_lock);
+		kal_warn("vmm: test hold: %u threads ready, seccomp %s", want + 1,
+			 vmm_seccomp_enabled() ? "on" : "off");
+	}
 	while (!vm_stopping(vm)) {
 		struct pollfd p = { .fd = vm->stop_fd, .events = POLLIN };
 
@@ -943,6 +1012,7 @@ void vmm_vm_destroy(struct vm *vm)
 	if (vm->stop_fd >= 0)
 		close(vm->stop_fd);
 	pthread_mutex_destroy(&vm->exit_lock);
+	pthread_cond_destroy(&vm->ready_cond);
 	pthread_mutex_destroy(&vm->serial_lock);
 	free(vm->srcs);
 	free(vm->cmdline);

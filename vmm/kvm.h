@@ -55,7 +55,9 @@ struct vmm_config {
 	int debug_out;	     /* host fd receiving port 0xe9 bytes, or -1 */
 	int serial_out;	     /* host fd receiving COM1 (ttyS0) output, or -1 */
 	bool rng;
-	bool test_hooks; /* VMM_PORT_SNAPSHOT; for the bare test guest only */
+	bool test_hooks;       /* VMM_PORT_SNAPSHOT; for the bare test guest only */
+	bool test_hold;	       /* with test_hooks: filter every thread, then keep the vCPUs out */
+	bool seccomp_selftest; /* with test_hooks: the I/O thread calls openat once filtered */
 	unsigned int nr_disks;
 	struct vmm_disk disks[VMM_MAX_DISKS];
 	unsigned int nr_pmem;

@@ -130,3 +130,59 @@ run_guest() {
 		assert_output --partial "emulated (nested)"
 	fi
 }
+
+# Start the VMM with the test hold: every thread installs its filter, then the
+# vCPUs stay out of the guest so /proc can be read while the VM is up.
+# Prints the pid; the caller kills it.
+start_held_vmm() {
+	KAL_VMM_TEST_HOLD=1 "$KAL" __vmm-test-guest "$GUEST" --cpus 2 --blk "$DISK" --pmem "$PMEM" \
+		</dev/null >/dev/null 2>"$BATS_TEST_TMPDIR/hold.err" 3>&- &
+	HELD_PID=$!
+	for _ in $(seq 150); do
+		grep -q "test hold" "$BATS_TEST_TMPDIR/hold.err" && return 0
+		kill -0 "$HELD_PID" 2>/dev/null || break
+		sleep 0.2
+	done
+	cat "$BATS_TEST_TMPDIR/hold.err" >&3
+	fail "the VMM never reached the test hold"
+}
+
+stop_held_vmm() {
+	kill "$HELD_PID"
+	wait "$HELD_PID" || true
+}
+
+@test "seccomp: every VMM thread (control, I/O, 2 vCPUs) runs under a filter" {
+	start_held_vmm
+	run cat "$BATS_TEST_TMPDIR/hold.err"
+	assert_output "kal: warning: vmm: test hold: 4 threads ready, seccomp on"
+	run grep -h -E '^(Seccomp|NoNewPrivs):' /proc/"$HELD_PID"/task/*/status
+	stop_held_vmm
+	printf '# %s\n' "${lines[@]}" >&3
+	[ "${#lines[@]}" -eq 8 ]
+	[ "$(grep -c $'^Seccomp:\t2$' <<<"$output")" -eq 4 ]
+	[ "$(grep -c $'^NoNewPrivs:\t1$' <<<"$output")" -eq 4 ]
+}
+
+@test "seccomp: KAL_VMM_SECCOMP=0 leaves the threads unfiltered" {
+	KAL_VMM_SECCOMP=0 start_held_vmm
+	run grep -h '^Seccomp:' /proc/"$HELD_PID"/task/*/status
+	stop_held_vmm
+	[ "${#lines[@]}" -eq 4 ]
+	[ "$(grep -c $'^Seccomp:\t0$' <<<"$output")" -eq 4 ]
+}
+
+@test "seccomp: a forbidden syscall on the device thread kills the VMM with SIGSYS" {
+	ulimit -c 0
+	KAL_VMM_SECCOMP_SELFTEST=1 run_guest "$GUEST" --blk "$DISK"
+	# 128 + SIGSYS (31): the kernel killed the process, the guest never finished
+	assert_failure 159
+	refute_output --partial "1..73"
+	[[ $stderr != *"openat was allowed"* ]]
+}
+
+@test "seccomp: the selftest's forbidden call goes through with KAL_VMM_SECCOMP=0" {
+	KAL_VMM_SECCOMP=0 KAL_VMM_SECCOMP_SELFTEST=1 run_guest "$GUEST"
+	assert_failure 125
+	[[ $stderr == *"kal: vmm: seccomp selftest: openat was allowed (fd "*"); is KAL_VMM_SECCOMP=0?"* ]]
+}

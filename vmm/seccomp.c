@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The VMM's seccomp allow lists, one per thread kind, built with libseccomp.
+ * The lists come from `strace -f` of the bare test guest (every device,
+ * hostile chains, the save/restore round trip, 2 vCPUs); docs/vmm.md has
+ * them in a table.  Default action: kill the process, so a compromised
+ * thread cannot carry on after its first unexpected call.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+
+#include <linux/kvm.h>
+#include <seccomp.h>
+
+#include "../lib/cleanup.h"
+#include "../lib/err.h"
+#include "seccomp.h"
+
+/* an ioctl request number, or 0 for a syscall allowed with any arguments */
+struct vmm_seccomp_rule {
+	int nr;
+	unsigned long ioctl_req;
+	bool no_exec; /* mmap/mprotect: arg 2 (prot) must not have PROT_EXEC */
+};
+
+#define ALLOW(name)                                                                                \
+	{                                                                                          \
+		.nr = SCMP_SYS(name)                                                               \
+	}
+#define ALLOW_IOCTL(req)                                                                           \
+	{                                                                                          \
+		.nr = SCMP_SYS(ioctl), .ioctl_req = (req)                                          \
+	}
+#define ALLOW_NOEXEC(name)                                                                         \
+	{                                                                                          \
+		.nr = SCMP_SYS(name), .no_exec = true                                              \
+	}
+
+/*
+ * What every VMM thread needs:
+ * - futex: pthread mutexes (devices, COM1, exit reason), condition variables, joins
+ * - write: eventfd signals (irqfd, queue kicks on the MMIO exit path, the stop fd), the
+ *   console/debug/COM1 output fds, and rate-limited warnings on stderr
+ * - getpid, tgkill, rt_sigprocmask: vm_request_stop() kicks vCPUs out of KVM_RUN with
+ *   pthread_kill(SIGUSR1), which is tgkill(getpid(), tid) with signals blocked around it;
+ *   glibc also blocks signals while a thread exits
+ * - rt_sigreturn: return from the SIGUSR1 handler (or any handled signal on any thread)
+ * - mmap, mprotect (both never with PROT_EXEC), munmap, madvise: malloc/free in thread arenas
+ *   (snapshot records are malloc'd on the vCPU thread) and the thread stack freed at exit
+ * - clock_gettime: warning rate limits; normally the vDSO, but it falls back to the syscall
+ *   on hosts whose clocksource it cannot read
+ * - exit: the end of a thread
+ */
+static const struct vmm_seccomp_rule vmm_seccomp_common[] = {
+	ALLOW(futex),	       ALLOW(write),	    ALLOW(getpid),	  ALLOW(tgkill),
+	ALLOW(rt_sigprocmask), ALLOW(rt_sigreturn), ALLOW_NOEXEC(mmap),	  ALLOW_NOEXEC(mprotect),
+	ALLOW(munmap),	       ALLOW(madvise),	    ALLOW(clock_gettime), ALLOW(exit),
+};
+
+/*
+ * vCPU threads: KVM_RUN on their own vCPU fd, and KVM_IRQ_LINE for COM1's
+ * interrupt (the serial model runs on the vCPU that touched its ports).
+ * Device interrupts and queue kicks taken on the MMIO exit path are eventfd
+ * writes (common list).
+ */
+static const struct vmm_seccomp_rule vmm_seccomp_vcpu[] = {
+	ALLOW_IOCTL(KVM_RUN),
+	ALLOW_IOCTL(KVM_IRQ_LINE),
+};
+
+/*
+ * The I/O (device event loop) thread:
+ * - epoll_wait, epoll_ctl: the loop; host fds are re-armed one-shot
+ * - read: draining ioeventfds, console input from the host
+ * - pread64, pwrite64, fdatasync: virtio-blk on its host file (opened during setup)
+ * - getrandom: virtio-rng
+ */
+static const struct vmm_seccomp_rule vmm_seccomp_io[] = {
+	ALLOW(epoll_wait), ALLOW(epoll_ctl), ALLOW(read),      ALLOW(pread64),
+	ALLOW(pwrite64),   ALLOW(fdatasync), ALLOW(getrandom),
+};
+
+/*
+ * The control thread (the one that called vmm_vm_run): it waits on the stop
+ * fd, joins the others, tears the VM down and lets the command exit.
+ * - poll: waiting for the stop eventfd
+ * - close: vmm_vm_destroy() closes vCPU, device, eventfd and VM fds
+ * - brk: free() on the main arena may trim the heap
+ * - exit_group: the process exit after the VM ends
+ * No ioctl at all: only vCPU threads talk to KVM once the VM runs.
+ */
+static const struct vmm_seccomp_rule vmm_seccomp_control[] = {
+	ALLOW(poll),
+	ALLOW(close),
+	ALLOW(brk),
+	ALLOW(exit_group),
+};
+
+bool vmm_seccomp_enabled(void)
+{
+	const char *v = getenv("KAL_VMM_SECCOMP");
+
+	return !(v && strcmp(v, "0") == 0);
+}
+
+const char *vmm_seccomp_kind_name(enum vmm_seccomp_kind kind)
+{
+	switch (kind) {
+	case VMM_SECCOMP_VCPU:
+		return "vcpu";
+	case VMM_SECCOMP_IO:
+		return "io";
+	case VMM_SECCOMP_CONTROL:
+		return "control";
+	}
+	return "?";
+}
+
+static int add_rules(scmp_filter_ctx ctx, const struct vmm_seccomp_rule *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int ret;
+
+		if (r[i].ioctl_req)
+			/* the kernel takes the request as an unsigned int: compare the low 32 bits */
+			ret = seccomp_rule_add(
+			    ctx, SCMP_ACT_ALLOW, r[i].nr, 1,
+			    SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, r[i].ioctl_req));
+		else if (r[i].no_exec)
+			ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r[i].nr, 1,
+					       SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+		else
+			ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r[i].nr, 0);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+int vmm_seccomp_install(enum vmm_seccomp_kind kind, struct kal_err **err)
+{
+	const char *name = vmm_seccomp_kind_name(kind);
+	scmp_filter_ctx ctx;
+	int ret;
+
+	if (!vmm_seccomp_enabled())
+		return 0;
+	/* no setuid gain after this, which also lets an unprivileged thread load a filter */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return kal_err_sys(err, errno, "seccomp (%s thread): PR_SET_NO_NEW_PRIVS", name);
+	ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+	if (!ctx)
+		return kal_err_set(err, ENOMEM, "seccomp (%s thread): seccomp_init failed", name);
+	ret = add_rules(ctx, vmm_seccomp_common, ARRAY_SIZE(vmm_seccomp_common));
+	if (ret == 0 && kind == VMM_SECCOMP_VCPU)
+		ret = add_rules(ctx, vmm_seccomp_vcpu, ARRAY_SIZE(vmm_seccomp_vcpu));
+	if (ret == 0 && kind == VMM_SECCOMP_IO)
+		ret = add_rules(ctx, vmm_seccomp_io, ARRAY_SIZE(vmm_seccomp_io));
+	if (ret == 0 && kind == VMM_SECCOMP_CONTROL)
+		ret = add_rules(ctx, vmm_seccomp_control, ARRAY_SIZE(vmm_seccomp_control));
+	if (ret == 0)
+		ret = seccomp_load(ctx);
+	seccomp_release(ctx);
+	if (ret < 0)
+		return kal_err_sys(err, -ret, "seccomp (%s thread): loading the filter", name);
+	return 0;
+}
