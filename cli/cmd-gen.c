@@ -222,6 +222,10 @@ static const struct {
 	{ "XDG_RUNTIME_DIR", "Where VM supervisors listen: $XDG_RUNTIME_DIR/kal/NAME.sock "
 			     "(fallback: $KAL_HOME/run)." },
 	{ "KAL_DEBUG", "Set to a value other than 0 for debug output on stderr, like `-v`." },
+	{ "KAL_VMM_SECCOMP",
+	  "Set to 0 to run kal's own VMM without its per-thread seccomp filters, for debugging "
+	  "(a VMM killed by SIGSYS, \"Bad system call\", made a call outside its allow list). "
+	  "Default: on." },
 };
 
 static const struct {
