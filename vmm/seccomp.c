@@ -60,6 +60,30 @@ static const struct vmm_seccomp_rule vmm_seccomp_common[] = {
 	ALLOW(munmap),	       ALLOW(madvise),	    ALLOW(clock_gettime), ALLOW(exit),
 };
 
+#if defined(__SANITIZE_ADDRESS__)
+#define VMM_SECCOMP_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define VMM_SECCOMP_ASAN 1
+#endif
+#endif
+
+#ifdef VMM_SECCOMP_ASAN
+/*
+ * `make SAN=address` builds only (found by running the bare guest and reading
+ * the kernel's audit lines).  The ASan runtime takes down each thread's
+ * alternate signal stack (sigaltstack, gettid) when it exits.  LeakSanitizer's
+ * exit-time scan runs a tracer clone (a process of its own, which inherits the
+ * control thread's filter) that lists /proc/self/task and ptrace-stops every
+ * thread.  Release builds carry none of this.
+ */
+static const struct vmm_seccomp_rule vmm_seccomp_asan[] = {
+	ALLOW(sigaltstack), ALLOW(gettid),	 ALLOW(prctl), ALLOW(clone), ALLOW(getppid),
+	ALLOW(sched_yield), ALLOW(rt_sigaction), ALLOW(open),  ALLOW(lseek), ALLOW(getdents),
+	ALLOW(read),	    ALLOW(ptrace),	 ALLOW(wait4),
+};
+#endif
+
 /*
  * vCPU threads: KVM_RUN on their own vCPU fd, and KVM_IRQ_LINE for COM1's
  * interrupt (the serial model runs on the vCPU that touched its ports).
@@ -155,6 +179,10 @@ int vmm_seccomp_install(enum vmm_seccomp_kind kind, struct kal_err **err)
 	if (!ctx)
 		return kal_err_set(err, ENOMEM, "seccomp (%s thread): seccomp_init failed", name);
 	ret = add_rules(ctx, vmm_seccomp_common, ARRAY_SIZE(vmm_seccomp_common));
+#ifdef VMM_SECCOMP_ASAN
+	if (ret == 0)
+		ret = add_rules(ctx, vmm_seccomp_asan, ARRAY_SIZE(vmm_seccomp_asan));
+#endif
 	if (ret == 0 && kind == VMM_SECCOMP_VCPU)
 		ret = add_rules(ctx, vmm_seccomp_vcpu, ARRAY_SIZE(vmm_seccomp_vcpu));
 	if (ret == 0 && kind == VMM_SECCOMP_IO)
