@@ -95,7 +95,7 @@ check-unit: $(UNIT_BINS)
 check-bats: kal
 	$(Q)KAL=$(CURDIR)/$(BUILD)/kal tests/run.sh bats
 
-check: format-check all fixtures $(UNIT_BINS)
+check: format-check lint all fixtures $(UNIT_BINS)
 	$(Q)KAL=$(CURDIR)/$(BUILD)/kal tests/run.sh all $(UNIT_BINS)
 
 DEB_PACKAGES = build-essential pkg-config git libcurl4-openssl-dev libarchive-dev libzstd-dev \
@@ -115,7 +115,8 @@ format-check:
 	@echo "  FORMAT  clang-format --dry-run on $(words $(FORMAT_SRCS)) files"
 	$(Q)clang-format --dry-run -Werror $(FORMAT_SRCS)
 lint:
-	shellcheck $(shell git ls-files '*.sh' '*.bash' .ci/run 2>/dev/null)
+	@echo "  LINT    shellcheck"
+	$(Q)shellcheck $(shell git ls-files '*.sh' '*.bash' .ci/run 2>/dev/null)
 
 clean:
 	rm -rf $(BUILD) kal
