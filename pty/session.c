@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,6 +33,8 @@
 #define SESSION_ID 1
 /* stop reading stdin while this much is queued for the socket */
 #define OUTQ_CAP (256u * 1024)
+/* after a kill, how long a blocked stdout may hold the session open */
+#define KILLED_WRITE_MS 2000
 
 struct sess {
 	const struct pty_session_opts *o;
@@ -42,7 +45,8 @@ struct sess {
 	size_t outq_len, outq_cap;
 	int sfd; /* signalfd: SIGWINCH, and SIGINT/SIGTERM/SIGHUP when not in raw mode */
 	bool hello, spawned, exited, stdin_open, out_broken;
-	bool out_abandoned; /* a kill arrived while stdout was stuck: drop output from now on */
+	bool killed;	    /* a kill (SIGINT/SIGTERM/SIGHUP) was forwarded to the command */
+	bool out_abandoned; /* a kill met a stuck stdout: drop output from now on */
 	int exit_code;
 	long long last_rx, ping_sent;
 	uint64_t ping_cookie;
@@ -119,9 +123,10 @@ static bool handle_signals(struct sess *s);
 
 /*
  * Full write to a host fd.  A reader that stops reading must not make kal
- * deaf to signals: wait for room and for the signalfd together, and when a
- * kill arrives while output is stuck, forward it and drop further output so
- * the session can finish with the command's status.  A reader that went away
+ * deaf to signals: wait for room and for the signalfd together.  When a kill
+ * arrives while output is stuck, or output stays stuck for KILLED_WRITE_MS
+ * after one was forwarded, drop further output so the session can finish
+ * with the command's status.  A reader that went away
  * is remembered, not fatal.
  */
 static void write_out(struct sess *s, int fd, const uint8_t *p, size_t n)
@@ -130,9 +135,18 @@ static void write_out(struct sess *s, int fd, const uint8_t *p, size_t n)
 		struct pollfd pfd[2] = { { .fd = fd, .events = POLLOUT },
 					 { .fd = s->sfd, .events = POLLIN } };
 		ssize_t w;
+		int ready;
 
-		if (poll(pfd, s->sfd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
+		/* once a kill was forwarded, a reader that still takes nothing for
+		 * KILLED_WRITE_MS is not waited for any longer */
+		ready = poll(pfd, s->sfd >= 0 ? 2 : 1, s->killed ? KILLED_WRITE_MS : -1);
+
+		if (ready < 0 && errno != EINTR)
 			return;
+		if (ready == 0) {
+			s->out_abandoned = true;
+			return;
+		}
 		if (s->sfd >= 0 && (pfd[1].revents & POLLIN) && handle_signals(s)) {
 			s->out_abandoned = true;
 			flush(s, NULL);
@@ -140,7 +154,9 @@ static void write_out(struct sess *s, int fd, const uint8_t *p, size_t n)
 		}
 		if (!(pfd[0].revents & (POLLOUT | POLLERR | POLLHUP)))
 			continue;
-		w = write(fd, p, n);
+		/* POLLOUT on a pipe promises room for one page, not for n bytes:
+		 * a larger write to a blocking fd could still sleep, deaf to signals */
+		w = write(fd, p, n > PIPE_BUF ? PIPE_BUF : n);
 		if (w < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (w <= 0) {
@@ -305,6 +321,7 @@ static bool handle_signals(struct sess *s)
 			send_resize(s);
 		} else {
 			kill = true;
+			s->killed = true;
 			queue(s, kal_proto_enc_u32(s->frame, KAL_MSG_SIGNAL, SESSION_ID,
 						   si.ssi_signo));
 		}
