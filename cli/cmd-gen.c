@@ -71,6 +71,15 @@ static bool gen_visible(const struct kal_cmd *cmd)
 	return !(cmd->flags & KAL_CMD_HIDDEN);
 }
 
+/* does the command have an option that takes a value? */
+static bool gen_has_valued_opts(const struct kal_cmd *c)
+{
+	for (const struct kal_opt *o = c->opts; o && o->name; o++)
+		if (o->arg)
+			return true;
+	return false;
+}
+
 /* Names end up unquoted in shell case patterns and file names: allow [a-z0-9_-] only. */
 static bool gen_name_ok(const char *s)
 {
@@ -428,13 +437,8 @@ static void gen_bash(FILE *f)
 	      f);
 	for (size_t i = 0; kal_cmds[i]; i++) {
 		const struct kal_cmd *c = kal_cmds[i];
-		bool any = false;
 
-		if (!gen_visible(c))
-			continue;
-		for (const struct kal_opt *o = c->opts; o && o->name; o++)
-			any |= o->arg != NULL;
-		if (!any)
+		if (!gen_visible(c) || !gen_has_valued_opts(c))
 			continue;
 		fprintf(f, "\t%s)\n\t\tcase $2 in\n", c->name);
 		for (const struct kal_opt *o = c->opts; o && o->name; o++) {
@@ -733,13 +737,8 @@ static void gen_fish(FILE *f)
 	fputc('\n', f);
 	for (size_t i = 0; kal_cmds[i]; i++) {
 		const struct kal_cmd *c = kal_cmds[i];
-		bool any = false;
 
-		if (!gen_visible(c))
-			continue;
-		for (const struct kal_opt *o = c->opts; o && o->name; o++)
-			any |= o->arg != NULL;
-		if (!any)
+		if (!gen_visible(c) || !gen_has_valued_opts(c))
 			continue;
 		fprintf(f, "        case %s\n            printf '%%s\\n'", c->name);
 		for (const struct kal_opt *o = c->opts; o && o->name; o++) {

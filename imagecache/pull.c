@@ -45,7 +45,7 @@ struct pull_job {
 	const struct ic_pull_opts *opts;
 	struct ic_store_layer *layers;
 	enum ic_compression *comp;
-	bool *todo;
+	bool *missing; /* missing[i]: layer i is not in the cache yet: fetch and convert it */
 	size_t n;
 
 	pthread_mutex_t lock;
@@ -134,7 +134,7 @@ static void *pull_worker(void *arg)
 		size_t i;
 
 		pthread_mutex_lock(&job->lock);
-		while (job->next < job->n && !job->todo[job->next])
+		while (job->next < job->n && !job->missing[job->next])
 			job->next++;
 		if (job->cancel || job->next >= job->n) {
 			pthread_mutex_unlock(&job->lock);
@@ -174,7 +174,7 @@ static int run_layers(struct pull_job *job, struct kal_err **err)
 	size_t want = 0, started = 0;
 
 	for (size_t i = 0; i < job->n; i++)
-		want += job->todo[i];
+		want += job->missing[i];
 	if (want > IC_PULL_PARALLEL)
 		want = IC_PULL_PARALLEL;
 	pthread_mutex_init(&job->lock, NULL);
@@ -303,7 +303,7 @@ struct pull_state {
 	struct ic_config cfg;
 	struct ic_store_image img;
 	enum ic_compression *comp;
-	bool *todo;
+	bool *missing; /* missing[i]: layer i is not in the cache yet: fetch and convert it */
 };
 
 static void pull_state_free(struct pull_state *ps)
@@ -322,7 +322,7 @@ static void pull_state_free(struct pull_state *ps)
 	ic_config_free(&ps->cfg);
 	ic_store_image_clear(&ps->img);
 	free(ps->comp);
-	free(ps->todo);
+	free(ps->missing);
 }
 
 static int do_pull(struct pull_state *ps, const char *home, const char *refstr,
@@ -417,7 +417,7 @@ static int do_pull(struct pull_state *ps, const char *home, const char *refstr,
 		return -1;
 	n = ps->m.n_layers;
 	ps->comp = xcalloc(n ? n : 1, sizeof(*ps->comp));
-	ps->todo = xcalloc(n ? n : 1, sizeof(*ps->todo));
+	ps->missing = xcalloc(n ? n : 1, sizeof(*ps->missing));
 	/* refuse unknown layer types before anything is downloaded */
 	for (size_t i = 0; i < n; i++)
 		if (ic_layer_compression(ps->m.layers[i].media_type, &ps->comp[i], err) < 0)
@@ -454,12 +454,12 @@ static int do_pull(struct pull_state *ps, const char *home, const char *refstr,
 		if (ic_store_layer_has(ps->store, &l->diff_id, &info))
 			l->erofs_size = info.size;
 		else
-			ps->todo[i] = true;
+			ps->missing[i] = true;
 	}
 	if (opts->progress && opts->progress->start)
 		opts->progress->start(opts->progress_arg, n, ps->img.layers);
 	for (size_t i = 0; i < n; i++)
-		if (!ps->todo[i])
+		if (!ps->missing[i])
 			notify(&(struct pull_job){ .opts = opts }, i, IC_PULL_CACHED,
 			       ps->img.layers[i].size, ps->img.layers[i].size);
 		else
@@ -472,7 +472,7 @@ static int do_pull(struct pull_state *ps, const char *home, const char *refstr,
 	job.opts = opts;
 	job.layers = ps->img.layers;
 	job.comp = ps->comp;
-	job.todo = ps->todo;
+	job.missing = ps->missing;
 	job.n = n;
 	if (run_layers(&job, err) < 0)
 		return -1;

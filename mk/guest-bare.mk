@@ -11,7 +11,7 @@ GUEST_BARE_CFLAGS := -std=gnu11 -O2 -ffreestanding -nostdlib -static -fno-pic -n
 guest-bare: $(BUILD)/guest-bare.elf
 all: $(BUILD)/guest-bare.elf
 
-$(BUILD)/guest-bare.elf: $(GUEST_BARE_SRCS) tests/guest-bare/guest.ld
+$(BUILD)/guest-bare.elf: $(GUEST_BARE_SRCS) tests/guest-bare/pvh-note.inc tests/guest-bare/guest.ld
 	@mkdir -p $(dir $@)
 	$(E) GUEST $@
 	$(Q)$(CC) $(GUEST_BARE_CFLAGS) -o $@ $(GUEST_BARE_SRCS)
@@ -30,7 +30,7 @@ all: $(BENCH_VMM_GUESTS)
 $(BUILD)/bench-exit.elf: GUEST_BENCH_DEFS := -DBENCH_LOOPS=0
 $(BUILD)/bench-mmio.elf: GUEST_BENCH_DEFS := -DBENCH_LOOPS=$(BENCH_VMM_MMIO_LOOPS)
 $(BUILD)/bench-halt.elf: GUEST_BENCH_DEFS := -DBENCH_HALT
-$(BENCH_VMM_GUESTS): tests/guest-bare/exit.S tests/guest-bare/guest.ld
+$(BENCH_VMM_GUESTS): tests/guest-bare/exit.S tests/guest-bare/pvh-note.inc tests/guest-bare/guest.ld
 	@mkdir -p $(dir $@)
 	$(E) GUEST $@
 	$(Q)$(CC) $(GUEST_BARE_CFLAGS) $(GUEST_BENCH_DEFS) -o $@ tests/guest-bare/exit.S

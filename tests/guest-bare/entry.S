@@ -10,13 +10,7 @@
 #define PD_LARGE 0x83 /* present, writable, 2 MiB page */
 #define NR_PD 5
 
-	.section .note.Xen, "a", @note
-	.p2align 2
-	.long 4			/* namesz */
-	.long 4			/* descsz */
-	.long 18		/* XEN_ELFNOTE_PHYS32_ENTRY */
-	.asciz "Xen"
-	.long pvh_start32
+#include "pvh-note.inc"
 
 	.section .text.entry, "ax"
 	.code32

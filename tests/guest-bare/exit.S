@@ -11,13 +11,7 @@
 /* unmapped in both kal (RAM, then virtio at 0xd0000000) and QEMU microvm (0xfeb00000 up) */
 #define BENCH_MMIO_ADDR 0xc0000000
 
-	.section .note.Xen, "a", @note
-	.p2align 2
-	.long 4			/* namesz */
-	.long 4			/* descsz */
-	.long 18		/* XEN_ELFNOTE_PHYS32_ENTRY */
-	.asciz "Xen"
-	.long pvh_start32
+#include "pvh-note.inc"
 
 	.section .text.entry, "ax"
 	.code32
