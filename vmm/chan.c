@@ -18,6 +18,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/kvm.h>
@@ -50,6 +51,7 @@ struct vmm_chan {
 	struct chan_ring h2g;	   /* ring 1, we produce */
 	uint32_t out_len, out_off; /* guest bytes waiting for out_fd: out_buf[out_off, out_len) */
 	uint32_t in_len, in_off;   /* host bytes waiting for ring space: in_buf[in_off, in_len) */
+	uint64_t poll_ns;	   /* keep polling ring 0 this long after going idle */
 	unsigned long dropped;	   /* bytes lost to a gone reader or a reset */
 	unsigned long bells;	   /* host -> guest doorbells rung */
 	struct kal_ratelimit rl;
@@ -135,12 +137,14 @@ void vmm_chan_destroy(struct vmm_chan *c)
 	free(c);
 }
 
-struct vmm_chan *vmm_chan_create(int in_fd, int out_fd, struct kal_err **err)
+struct vmm_chan *vmm_chan_create(int in_fd, int out_fd, unsigned int poll_us, struct kal_err **err)
 {
 	struct vmm_chan *c = xzalloc(sizeof(*c));
 	int bell[2];
 
 	pthread_mutex_init(&c->lock, NULL);
+	c->poll_ns =
+	    (uint64_t)(poll_us < VMM_CHAN_POLL_MAX_US ? poll_us : VMM_CHAN_POLL_MAX_US) * 1000;
 	c->mem_fd = c->kick_fd = c->reset_fd = c->bell_rd = c->bell_wr = -1;
 	c->in_fd = c->out_fd = c->own_in = c->own_out = c->epoll_fd = -1;
 	c->mem_fd = memfd_create("kal-agent-chan", MFD_CLOEXEC);
@@ -402,6 +406,34 @@ static uint64_t chan_drain(int fd)
 	return v;
 }
 
+static uint64_t chan_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Poll ring 0 for a while before sleeping, with data_wait clear: a guest
+ * that answers quickly then neither rings the doorbell (no exit) nor waits
+ * for this thread to be woken.  True when there is something to read (or
+ * the ring broke: the caller finds out).
+ */
+static bool chan_poll(struct vmm_chan *c)
+{
+	uint64_t t0 = chan_now_ns();
+	unsigned int n = 0;
+
+	for (;;) {
+		if (chan_ring_avail(&c->g2h) != 0)
+			return true;
+		__builtin_ia32_pause();
+		if (++n % 64 == 0 && chan_now_ns() - t0 >= c->poll_ns)
+			return false;
+	}
+}
+
 void vmm_chan_service(struct vmm_chan *c)
 {
 	unsigned int budget = VMM_CHAN_BUDGET;
@@ -451,6 +483,8 @@ void vmm_chan_service(struct vmm_chan *c)
 			}
 		}
 		if (moved)
+			continue;
+		if (c->out_len == 0 && c->poll_ns && chan_poll(c))
 			continue;
 		/*
 		 * Going idle: say what we wait for and look once more, or a

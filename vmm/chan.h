@@ -23,17 +23,20 @@ struct snap_writer;
 struct snap_reader;
 struct vmm_chan;
 
-#define VMM_CHAN_BUF	  4096 /* host bytes buffered per direction */
-#define VMM_CHAN_BUDGET	  64   /* buffer-fuls moved per service call before yielding */
-#define VMM_CHAN_SNAP_VER 1
+#define VMM_CHAN_BUF	     4096 /* host bytes buffered per direction */
+#define VMM_CHAN_BUDGET	     64	  /* buffer-fuls moved per service call before yielding */
+#define VMM_CHAN_SNAP_VER    1
+#define VMM_CHAN_POLL_MAX_US 1000 /* cap of the idle polling window */
 
 /*
  * The region (zeroed, header written), the doorbell eventfds and the bell
  * pipe.  in_fd feeds the guest (ring 1), out_fd receives what the guest
  * writes (ring 0); either may be -1.  They stay the caller's; the channel
  * reads and writes them through non-blocking descriptions of its own.
+ * poll_us: after the rings go idle the I/O thread keeps polling ring 0 this
+ * long (capped at VMM_CHAN_POLL_MAX_US) before it sleeps; 0 = never poll.
  */
-struct vmm_chan *vmm_chan_create(int in_fd, int out_fd, struct kal_err **err);
+struct vmm_chan *vmm_chan_create(int in_fd, int out_fd, unsigned int poll_us, struct kal_err **err);
 void vmm_chan_destroy(struct vmm_chan *c);
 
 /* The host mapping of the region (CHAN_REGION_SIZE bytes); tests act as the guest on it. */

@@ -10,6 +10,8 @@
  *
  *   guest-physical layout
  *   [0, ram)                     RAM (memfd), boot data in the first 64 KiB (boot.h)
+ *   [0xcf000000, +64K)           agent channel rings (agent_ring; guest/chan.h), shared memfd
+ *   [0xcf010000, +4K)            agent channel doorbell page, no memslot: ioeventfds
  *   [0xd0000000, +4K*n)          virtio-mmio windows, GSI 5, 6, ...
  *   [4 GiB, ...)                 pmem windows, read-only slots, 1 GiB aligned
  *   I/O ports 0x3f8-0x3ff        COM1, transmit only (serial.h)
@@ -54,6 +56,20 @@ struct vmm_config {
 	int console_out;     /* host fd receiving console output, or -1: no console */
 	int debug_out;	     /* host fd receiving port 0xe9 bytes, or -1 */
 	int serial_out;	     /* host fd receiving COM1 (ttyS0) output, or -1 */
+	int agent_in;	     /* host fd with bytes for the guest agent, or -1 */
+	int agent_out;	     /* host fd receiving the guest agent's bytes, or -1 */
+	/*
+	 * The agent stream on the shared-memory rings (guest/chan.h), bridged to
+	 * agent_in/agent_out; the agent console (hvc1) then only carries the
+	 * host -> guest doorbell bytes.  false: hvc1 carries the stream itself.
+	 */
+	bool agent_ring;
+	/*
+	 * With agent_ring: microseconds the I/O thread keeps polling the guest's
+	 * ring after it went idle (no doorbell exits, no wakeup for a guest that
+	 * answers quickly), at most 1000; 0: sleep at once.
+	 */
+	unsigned int agent_poll_us;
 	bool rng;
 	bool test_hooks;       /* VMM_PORT_SNAPSHOT; for the bare test guest only */
 	bool test_hold;	       /* with test_hooks: filter every thread, then keep the vCPUs out */
