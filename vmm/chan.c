@@ -43,8 +43,9 @@ struct vmm_chan {
 	int own_in, own_out;   /* our reopens of them, closed on destroy, or -1 */
 	int epoll_fd;
 	void *epoll_tag;
-	bool in_poll, out_poll;	   /* registered with epoll (false: a regular file, always ready) */
-	uint32_t in_ev, out_ev;	   /* events currently armed */
+	bool in_poll, out_poll;	   /* epoll can watch it (false: a regular file, always ready) */
+	bool in_reg, out_reg;	   /* in the epoll set now */
+	uint32_t in_ev, out_ev;	   /* events registered */
 	bool in_eof, out_dead;	   /* host input ended / host reader gone (bytes are dropped) */
 	bool broken;		   /* a ring broke: serve nothing until RESET */
 	struct chan_ring g2h;	   /* ring 0, we consume */
@@ -356,45 +357,50 @@ static bool chan_fill_in(struct vmm_chan *c)
 	return true;
 }
 
-static void chan_arm_one(struct vmm_chan *c, int fd, bool *poll, uint32_t *cur, uint32_t want,
-			 bool gone)
+/*
+ * An agent fd is in the epoll set only while we want an event from it:
+ * registered with no events, a pipe whose other end closed would still
+ * report HUP/ERR, level-triggered, forever.
+ */
+static void chan_arm_one(struct vmm_chan *c, int fd, bool pollable, bool *reg, uint32_t *cur,
+			 uint32_t want)
 {
 	struct epoll_event ev = { .events = want, .data.ptr = c->epoll_tag };
 
-	if (!*poll || c->epoll_fd < 0)
+	if (!pollable || c->epoll_fd < 0)
 		return;
-	if (gone) {
-		/* EOF / a dead reader: level-triggered HUP/ERR would fire forever */
-		epoll_ctl(c->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
-		*poll = false;
+	if (!want) {
+		if (*reg && epoll_ctl(c->epoll_fd, EPOLL_CTL_DEL, fd, NULL) < 0 &&
+		    kal_log_ratelimit(&c->rl, 5))
+			kal_warn("vmm: agent channel: epoll: %m");
+		*reg = false;
 		return;
 	}
-	if (*cur == want)
+	if (*reg && *cur == want)
 		return;
-	if (epoll_ctl(c->epoll_fd, EPOLL_CTL_MOD, fd, &ev) == 0)
+	if (epoll_ctl(c->epoll_fd, *reg ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) == 0) {
+		*reg = true;
 		*cur = want;
-	else if (kal_log_ratelimit(&c->rl, 5))
+	} else if (kal_log_ratelimit(&c->rl, 5)) {
 		kal_warn("vmm: agent channel: epoll: %m");
+	}
 }
 
 /* Watch host input only while we can take it, host output only while it is stuck. */
 static void chan_arm(struct vmm_chan *c)
 {
-	bool want_in = !c->broken && !c->in_eof && c->in_len == 0;
-	bool want_out = !c->broken && !c->out_dead && c->out_len > 0;
+	uint32_t want_in = !c->broken && !c->in_eof && c->in_len == 0 ? EPOLLIN : 0;
+	uint32_t want_out = !c->broken && !c->out_dead && c->out_len > 0 ? EPOLLOUT : 0;
 
 	if (c->in_fd >= 0 && c->in_fd == c->out_fd) {
 		/* one socket both ways: one registration */
-		chan_arm_one(c, c->in_fd, &c->in_poll, &c->in_ev,
-			     (want_in ? EPOLLIN : 0) | (want_out ? EPOLLOUT : 0),
-			     c->in_eof && c->out_dead);
+		chan_arm_one(c, c->in_fd, c->in_poll, &c->in_reg, &c->in_ev, want_in | want_out);
 		return;
 	}
 	if (c->in_fd >= 0)
-		chan_arm_one(c, c->in_fd, &c->in_poll, &c->in_ev, want_in ? EPOLLIN : 0, c->in_eof);
+		chan_arm_one(c, c->in_fd, c->in_poll, &c->in_reg, &c->in_ev, want_in);
 	if (c->out_fd >= 0)
-		chan_arm_one(c, c->out_fd, &c->out_poll, &c->out_ev, want_out ? EPOLLOUT : 0,
-			     c->out_dead);
+		chan_arm_one(c, c->out_fd, c->out_poll, &c->out_reg, &c->out_ev, want_out);
 }
 
 static uint64_t chan_drain(int fd)
@@ -512,16 +518,18 @@ int vmm_chan_io_start(struct vmm_chan *c, int epoll_fd, void *tag, struct kal_er
 	for (unsigned int i = 0; i < ARRAY_SIZE(fds); i++) {
 		if (fds[i] < 0 || (i == 3 && fds[i] == c->in_fd))
 			continue;
-		/* host fds start with nothing armed: chan_arm() says what to watch */
-		ev.events = i < 2 ? EPOLLIN : 0;
 		if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fds[i], &ev) < 0) {
 			if (errno == EPERM && i >= 2)
 				continue; /* a regular file or /dev/null: always ready */
 			return kal_err_sys(err, errno, "agent channel: epoll_ctl");
 		}
+		if (i < 2)
+			continue; /* the doorbells stay watched */
+		/* the agent fds can be watched: chan_arm() adds them when wanted */
+		epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fds[i], NULL);
 		if (i == 2)
 			c->in_poll = true;
-		if (i == 3)
+		else
 			c->out_poll = true;
 	}
 	if (c->in_fd >= 0 && c->in_fd == c->out_fd)
