@@ -28,6 +28,7 @@
 #include "../lib/err.h"
 #include "../lib/log.h"
 #include "../lib/xalloc.h"
+#include "../guest/chan.h"
 #include "boot.h"
 #include "chan.h"
 #include "kvm.h"
@@ -911,6 +912,9 @@ static int vm_setup(struct vm *vm, const struct vmm_config *cfg, struct kal_err 
 	if (vmm_boot_setup_pvh(&vm->mem, cfg->ram_size, vm->cmdline, initrd_gpa, initrd_size, err) <
 		0 ||
 	    vmm_mptable_write(&vm->mem, cfg->cpus, err) < 0)
+		return -1;
+	if (vm->chan && vmm_boot_memmap_reserve(&vm->mem, CHAN_GPA,
+						CHAN_REGION_SIZE + CHAN_DOORBELL_SIZE, err) < 0)
 		return -1;
 	for (unsigned int i = 0; i < cfg->cpus; i++)
 		if (vm_create_vcpu(vm, i, err) < 0)

@@ -107,6 +107,7 @@ run_guest() {
 	refute_output --partial "not ok"
 	for what in "chan: kal.channel=ring@0xcf000000 and the agent console" \
 		"chan: header magic, version 1, 16 KiB rings" \
+		"chan: region and doorbell page reserved in the memory map" \
 		"chan: frame round trip guest->host->guest over the rings" \
 		"chan: guest->host doorbell rung (the host was waiting)" \
 		"chan: host->guest doorbell byte on the agent console, then the echo" \

@@ -774,7 +774,22 @@ static int chan_reset(void)
 	return 1;
 }
 
-static void test_chan(struct dev *rng)
+/* The region and the doorbell page are a reserved (type 2) entry of the PVH memory map. */
+static int chan_reserved(const struct start_info *si)
+{
+	const struct {
+		u64 addr, size;
+		u32 type, reserved;
+	} *e = (const void *)(unsigned long)si->memmap;
+
+	for (u32 i = 0; i < si->memmap_entries; i++)
+		if (e[i].type == 2 && e[i].addr <= chan_gpa &&
+		    e[i].addr + e[i].size >= CHAN_DOORBELL_GPA + CHAN_DOORBELL_SIZE)
+			return 1;
+	return 0;
+}
+
+static void test_chan(struct dev *rng, const struct start_info *si)
 {
 	u32 blen, k0;
 	int r;
@@ -785,6 +800,7 @@ static void test_chan(struct dev *rng)
 		return;
 	ok(chan_hdr_ok((void *)(unsigned long)chan_gpa) && chan_hdr()->status == CHAN_STATUS_OK,
 	   "chan: header magic, version 1, 16 KiB rings");
+	ok(chan_reserved(si), "chan: region and doorbell page reserved in the memory map");
 	chan_views();
 	bell_post();
 
@@ -1138,7 +1154,7 @@ void guest_main(struct start_info *si)
 	}
 	if (rng && (chan_gpa || agent)) {
 		if (chan_gpa)
-			test_chan(rng);
+			test_chan(rng, si);
 		else
 			ok(stream_round_trip(1),
 			   "agent console: frame echoed over the console stream");
