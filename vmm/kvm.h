@@ -52,8 +52,11 @@ struct vmm_config {
 	unsigned int cpus;   /* >= 1 */
 	int console_in;	     /* host fd feeding the virtio console, or -1 */
 	int console_out;     /* host fd receiving console output, or -1: no console */
+	int agent_in;	     /* host fd feeding the guest's `kal.agent` port, or -1 */
+	int agent_out;	     /* host fd receiving that port's output, or -1: no agent port */
 	int debug_out;	     /* host fd receiving port 0xe9 bytes, or -1 */
 	int serial_out;	     /* host fd receiving COM1 (ttyS0) output, or -1 */
+	int host_stop_fd;    /* > 0: the VM stops when this fd turns readable (a signalfd) */
 	bool rng;
 	bool test_hooks;       /* VMM_PORT_SNAPSHOT; for the bare test guest only */
 	bool test_hold;	       /* with test_hooks: filter every thread, then keep the vCPUs out */
