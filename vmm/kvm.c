@@ -18,6 +18,8 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -871,9 +873,28 @@ static int vm_setup(struct vm *vm, const struct vmm_config *cfg, struct kal_err 
 	return 0;
 }
 
+/*
+ * Guest RAM and device state live in this process: no core dumps of it, and no
+ * ptrace or /proc/PID/mem by other processes of the same user (reliability.md B7).
+ */
+static int vm_process_harden(struct kal_err **err)
+{
+	struct rlimit none = { 0, 0 };
+
+	if (setrlimit(RLIMIT_CORE, &none) < 0)
+		return kal_err_sys(err, errno, "setrlimit(RLIMIT_CORE)");
+	if (prctl(PR_SET_DUMPABLE, 0) < 0)
+		return kal_err_sys(err, errno, "prctl(PR_SET_DUMPABLE)");
+	return 0;
+}
+
 struct vm *vmm_vm_create(const struct vmm_config *cfg, struct kal_err **err)
 {
-	struct vm *vm = xzalloc(sizeof(*vm));
+	struct vm *vm;
+
+	if (vm_process_harden(err) < 0)
+		return NULL;
+	vm = xzalloc(sizeof(*vm));
 
 	vm->kvm_fd = vm->vm_fd = vm->ram_fd = vm->epoll_fd = -1;
 	vm->debug_out = cfg->debug_out;

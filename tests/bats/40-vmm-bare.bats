@@ -157,7 +157,10 @@ stop_held_vmm() {
 	run cat "$BATS_TEST_TMPDIR/hold.err"
 	assert_output "kal: warning: vmm: test hold: 4 threads ready, seccomp on"
 	run grep -h -E '^(Seccomp|NoNewPrivs):' /proc/"$HELD_PID"/task/*/status
+	# guest memory never lands in a core file
+	core=$(awk '/^Max core file size/ { print $5 "/" $6 }' /proc/"$HELD_PID"/limits)
 	stop_held_vmm
+	assert_equal "$core" "0/0"
 	printf '# %s\n' "${lines[@]}" >&3
 	[ "${#lines[@]}" -eq 8 ]
 	[ "$(grep -c $'^Seccomp:\t2$' <<<"$output")" -eq 4 ]
