@@ -116,6 +116,29 @@ static void doctor_agent(void)
 #endif
 }
 
+/* Why auto did not take kal's own VMM, in a user's words. */
+static const char *doctor_why_not_kvm(void)
+{
+	static char buf[200];
+	char reason[256];
+
+	switch (machine_kvm_ops.available(reason, sizeof(reason))) {
+	case MACHINE_AVAIL_NO:
+		snprintf(buf, sizeof(buf), "kal's own kvm engine cannot run here");
+		break;
+	case MACHINE_AVAIL_CRAWL:
+		snprintf(
+		    buf, sizeof(buf),
+		    "this KVM emulates guest kernel code, so a Linux boot on kal's own VMM takes "
+		    "minutes; QEMU's TCG is faster (--engine kvm still works)");
+		break;
+	default:
+		snprintf(buf, sizeof(buf), "kvm engine skipped");
+		break;
+	}
+	return buf;
+}
+
 static int doctor_exec(struct kal_ctx *ctx, int argc, char **argv, struct kal_err **err)
 {
 	char why[1024];
@@ -142,14 +165,13 @@ static int doctor_exec(struct kal_ctx *ctx, int argc, char **argv, struct kal_er
 		return -1;
 	{
 		const char *env = getenv("KAL_ENGINE");
-		const char *pick = strstr(why, "auto picks");
 
 		if (env && *env && strcmp(env, "auto"))
 			row("choice", "%s (KAL_ENGINE=%s)", ops->name, env);
+		else if (ops == &machine_kvm_ops)
+			row("choice", "auto picks kvm: guest kernel code runs at hardware speed");
 		else
-			row("choice", "auto picks %s%s", ops->name,
-			    pick && strstr(why, "kvm:") ? " (kvm is not available or not fast)"
-							: "");
+			row("choice", "auto picks %s: %s", ops->name, doctor_why_not_kvm());
 	}
 	return 0;
 }

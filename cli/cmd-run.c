@@ -122,6 +122,20 @@ int kal_run_boot(struct kal_ctx *ctx, const struct kal_run_vm *o, char **name_ou
 			return -1;
 	}
 	name = o->name ? xstrdup(o->name) : vmstate_name_generate(ctx->home);
+	if (ops->check) {
+		struct machine_config mc = {
+			.name = name,
+			.n_layers = img->n_layers,
+			.memory_mib = o->memory_mib ? o->memory_mib : RUN_DEFAULT_MEMORY_MIB,
+			.vcpus = o->cpus ? o->cpus : 1,
+			.net = o->net,
+		};
+
+		if (ops->check(&mc, err) < 0) {
+			ic_image_free(img);
+			return -1;
+		}
+	}
 	snprintf(digest, sizeof(digest), "sha256:%s", img->manifest_digest.hex);
 	c = (struct vm_config){
 		.name = name,

@@ -138,10 +138,10 @@ static int vmm_test_exec(struct kal_ctx *ctx, int argc, char **argv, struct kal_
 		.cpus = 1,
 		.console_in = STDIN_FILENO,
 		.console_out = STDOUT_FILENO,
-		.debug_out = STDOUT_FILENO,
-		.serial_out = STDOUT_FILENO,
 		.agent_in = -1,
 		.agent_out = -1,
+		.debug_out = STDOUT_FILENO,
+		.serial_out = STDOUT_FILENO,
 		.rng = true,
 		.test_hooks = true,
 		/* hidden hooks for tests/bats/40-vmm-bare.bats (seccomp checks) */

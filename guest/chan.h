@@ -48,9 +48,10 @@
  *
  * Doorbells: guest -> host is a 4-byte store to CHAN_DOORBELL_GPA + KICK
  * (a KVM ioeventfd, no exit to userspace).  Host -> guest is one byte on the
- * agent console (the second virtio-console, /dev/hvc1 in a Linux guest): a
- * guest process polls the tty for input and discards the bytes; the bare
- * test guest takes the console's receive buffers.  A store to +RESET makes
+ * `kal.agent` port (port 0 of a MULTIPORT virtio-console: /dev/vportNp0 in a
+ * Linux guest, found by its sysfs name): a guest process polls the port for
+ * input and discards the bytes; the bare test guest takes the device's
+ * receive buffers.  A store to +RESET makes
  * the host drop its buffered bytes, zero both rings' indices and clear
  * status: the way out of a broken channel (and for an agent that restarts).
  *

@@ -127,6 +127,24 @@ static int find_blk(const char *serial, char *dev, size_t len)
 	return -1;
 }
 
+/*
+ * Wait for a device node that a driver creates after /init started: the nd
+ * bus registers pmem namespaces from its own async domain, which the kernel
+ * does not wait for before running init (and under emulated KVM that takes
+ * seconds).  Bounded, so a missing device ends in a clear error.
+ */
+static int wait_dev(const char *path, int timeout_ms)
+{
+	for (int waited = 0; access(path, F_OK) < 0; waited += 10) {
+		if (waited >= timeout_ms) {
+			agent_log("`%s` did not appear within %d s", path, timeout_ms / 1000);
+			return -1;
+		}
+		usleep(10000);
+	}
+	return 0;
+}
+
 static int mount_layers(void)
 {
 	char dev[64], dir[64], serial[32];
@@ -135,7 +153,8 @@ static int mount_layers(void)
 		snprintf(dir, sizeof(dir), "/kal/layers/%u", i);
 		if (cfg.pmem) {
 			snprintf(dev, sizeof(dev), "/dev/pmem%u", i);
-			if (do_mount(dev, dir, "erofs", MS_RDONLY, "dax") < 0)
+			if (wait_dev(dev, 120000) < 0 ||
+			    do_mount(dev, dir, "erofs", MS_RDONLY, "dax") < 0)
 				return -1;
 			continue;
 		}
@@ -349,7 +368,8 @@ int agent_setup_system(void)
 
 int agent_channel_open(void)
 {
-	for (int tries = 0; tries < 250; tries++) {
+	/* ports appear after a control-queue handshake: allow an emulated guest its seconds */
+	for (int tries = 0; tries < 3000; tries++) {
 		DIR *d = opendir("/sys/class/virtio-ports");
 		struct dirent *e;
 

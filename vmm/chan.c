@@ -38,7 +38,7 @@ struct vmm_chan {
 	uint8_t *mem;
 	int mem_fd;
 	int kick_fd, reset_fd; /* the doorbell page's KICK and RESET (ioeventfds) */
-	int bell_rd, bell_wr;  /* host -> guest doorbell: bell_rd is the agent console's input */
+	int bell_rd, bell_wr;  /* host -> guest doorbell: bell_rd is the `kal.agent` port's input */
 	int in_fd, out_fd;     /* non-blocking descriptions of the agent's host fds, or -1 */
 	int own_in, own_out;   /* our reopens of them, closed on destroy, or -1 */
 	int epoll_fd;
@@ -263,7 +263,7 @@ bool vmm_chan_mmio(struct vmm_chan *c, uint64_t gpa, void *data, uint32_t len, b
 	return true;
 }
 
-/* Host -> guest doorbell: one byte on the agent console.  A full pipe already wakes it. */
+/* Host -> guest doorbell: one byte on the `kal.agent` port.  A full pipe already wakes it. */
 static void chan_bell(struct vmm_chan *c)
 {
 	static const uint8_t b = '!';

@@ -3,7 +3,7 @@
  * Host side of the shared-memory agent channel (format: guest/chan.h).  The
  * VMM owns a memfd-backed region mapped into the guest at CHAN_GPA, two
  * eventfds behind the doorbell page (KICK, RESET), and a pipe whose read end
- * is the agent console's input (the host -> guest doorbell).  The I/O thread
+ * is the `kal.agent` port's input (the host -> guest doorbell).  The I/O thread
  * bridges ring 0 to the agent's host output fd and the agent's host input fd
  * to ring 1, through one bounded buffer per direction (VMM_CHAN_BUF): a
  * stalled host reader stops the guest's ring, a silent guest stops reading
@@ -41,7 +41,7 @@ void vmm_chan_destroy(struct vmm_chan *c);
 
 /* The host mapping of the region (CHAN_REGION_SIZE bytes); tests act as the guest on it. */
 void *vmm_chan_region(struct vmm_chan *c);
-/* The bell pipe's read end: give it to the agent console as its input fd. */
+/* The bell pipe's read end: give it to the `kal.agent` port as its input fd. */
 int vmm_chan_bell_fd(const struct vmm_chan *c);
 
 /* Map the region at CHAN_GPA as memslot `slot` and bind KICK/RESET as ioeventfds. */

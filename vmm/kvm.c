@@ -18,6 +18,8 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -65,6 +67,7 @@ struct vmm_io_src {
 
 struct vm {
 	int kvm_fd, vm_fd, ram_fd, stop_fd, epoll_fd;
+	int host_stop_fd; /* the caller's: readable = stop (vmm_config.host_stop_fd) */
 	size_t run_size;
 	struct guest_mem mem;
 	uint8_t *ram;
@@ -272,6 +275,11 @@ static void vcpu_pio(struct vm *vm, struct kvm_run *run)
 		vm_request_stop(vm, VMM_EXIT_GUEST, (int)v, "guest exited with code %u", v);
 		return;
 	}
+	/* Linux's 8250 driver probes COM2-4 at boot: there is nothing there, as it finds out */
+	if ((run->io.port >= 0x2f8 && run->io.port < 0x300) ||
+	    (run->io.port >= 0x3e8 && run->io.port < 0x3f0) ||
+	    (run->io.port >= 0x2e8 && run->io.port < 0x2f0))
+		return;
 	if (kal_log_ratelimit(&vm->rl_pio, 5))
 		kal_warn("vmm: guest wrote %zu bytes to unused I/O port 0x%x; ignored", len,
 			 run->io.port);
@@ -816,7 +824,7 @@ static int vm_setup(struct vm *vm, const struct vmm_config *cfg, struct kal_err 
 	if (guest_mem_add(&vm->mem, 0, cfg->ram_size, vm->ram, 0) < 0)
 		return kal_err_set(err, EINVAL, "guest RAM: bad region");
 
-	/* the agent channel first: its bell pipe is the agent console's input */
+	/* the agent channel first: its bell pipe is the `kal.agent` port's input */
 	if (cfg->agent_ring) {
 		vm->chan = vmm_chan_create(cfg->agent_in, cfg->agent_out, cfg->agent_poll_us, err);
 		if (!vm->chan)
@@ -829,20 +837,25 @@ static int vm_setup(struct vm *vm, const struct vmm_config *cfg, struct kal_err 
 		uint64_t base = VMM_MMIO_BASE + VIRTIO_MMIO_SIZE * vm->nr_devs;
 		uint32_t gsi = VMM_MMIO_FIRST_GSI + vm->nr_devs;
 		struct virtio_dev *vd = NULL;
-		bool agent_con = cfg->agent_ring || cfg->agent_out >= 0;
-		unsigned int first_disk = (cfg->console_out >= 0) + agent_con;
+		bool agent_port = cfg->agent_out >= 0 || vm->chan;
+		unsigned int agent_at = cfg->console_out >= 0;
+		unsigned int first_disk = agent_at + agent_port;
 		unsigned int first_pmem = first_disk + cfg->nr_disks;
 		unsigned int rng_at = first_pmem + cfg->nr_pmem;
 
 		if (i == 0 && cfg->console_out >= 0) {
 			vd = virtio_console_create(&vm->mem, base, gsi, cfg->console_in,
 						   cfg->console_out, err);
-		} else if (agent_con && i == first_disk - 1) {
-			/* the agent console (hvc1): the stream itself, or the rings' doorbell */
-			vd = vm->chan ? virtio_console_create(&vm->mem, base, gsi,
+		} else if (i == agent_at && agent_port) {
+			/*
+			 * the guest agent's port: /dev/vportNp0 named kal.agent, as on
+			 * qemu; with the rings it carries only their doorbell bytes
+			 */
+			vd = vm->chan
+				 ? virtio_console_port_create(&vm->mem, base, gsi, "kal.agent",
 							      vmm_chan_bell_fd(vm->chan), -1, err)
-				      : virtio_console_create(&vm->mem, base, gsi, cfg->agent_in,
-							      cfg->agent_out, err);
+				 : virtio_console_port_create(&vm->mem, base, gsi, "kal.agent",
+							      cfg->agent_in, cfg->agent_out, err);
 		} else if (i >= first_disk && i < first_pmem) {
 			const struct vmm_disk *d = &cfg->disks[i - first_disk];
 
@@ -922,12 +935,32 @@ static int vm_setup(struct vm *vm, const struct vmm_config *cfg, struct kal_err 
 	return 0;
 }
 
+/*
+ * Guest RAM and device state live in this process: no core dumps of it, and no
+ * ptrace or /proc/PID/mem by other processes of the same user (reliability.md B7).
+ */
+static int vm_process_harden(struct kal_err **err)
+{
+	struct rlimit none = { 0, 0 };
+
+	if (setrlimit(RLIMIT_CORE, &none) < 0)
+		return kal_err_sys(err, errno, "setrlimit(RLIMIT_CORE)");
+	if (prctl(PR_SET_DUMPABLE, 0) < 0)
+		return kal_err_sys(err, errno, "prctl(PR_SET_DUMPABLE)");
+	return 0;
+}
+
 struct vm *vmm_vm_create(const struct vmm_config *cfg, struct kal_err **err)
 {
-	struct vm *vm = xzalloc(sizeof(*vm));
+	struct vm *vm;
+
+	if (vm_process_harden(err) < 0)
+		return NULL;
+	vm = xzalloc(sizeof(*vm));
 
 	vm->kvm_fd = vm->vm_fd = vm->ram_fd = vm->epoll_fd = -1;
 	vm->debug_out = cfg->debug_out;
+	vm->host_stop_fd = cfg->host_stop_fd > 0 ? cfg->host_stop_fd : -1;
 	vm->test_hooks = cfg->test_hooks;
 	vm->test_hold = cfg->test_hooks && cfg->test_hold;
 	vm->seccomp_selftest = cfg->test_hooks && cfg->seccomp_selftest;
@@ -1038,9 +1071,11 @@ int vmm_vm_run(struct vm *vm, struct vmm_exit *exit, struct kal_err **err)
 			 vmm_seccomp_enabled() ? "on" : "off");
 	}
 	while (!vm_stopping(vm)) {
-		struct pollfd p = { .fd = vm->stop_fd, .events = POLLIN };
+		struct pollfd p[2] = { { .fd = vm->stop_fd, .events = POLLIN },
+				       { .fd = vm->host_stop_fd, .events = POLLIN } };
 
-		poll(&p, 1, -1);
+		if (poll(p, 2, -1) > 0 && p[1].revents)
+			vmm_vm_stop(vm);
 	}
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
 		if (vm->vcpus[i].started) {

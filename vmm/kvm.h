@@ -54,14 +54,15 @@ struct vmm_config {
 	unsigned int cpus;   /* >= 1 */
 	int console_in;	     /* host fd feeding the virtio console, or -1 */
 	int console_out;     /* host fd receiving console output, or -1: no console */
+	int agent_in;	     /* host fd feeding the guest's `kal.agent` port, or -1 */
+	int agent_out;	     /* host fd receiving that port's output, or -1: no agent port */
 	int debug_out;	     /* host fd receiving port 0xe9 bytes, or -1 */
 	int serial_out;	     /* host fd receiving COM1 (ttyS0) output, or -1 */
-	int agent_in;	     /* host fd with bytes for the guest agent, or -1 */
-	int agent_out;	     /* host fd receiving the guest agent's bytes, or -1 */
+	int host_stop_fd;    /* > 0: the VM stops when this fd turns readable (a signalfd) */
 	/*
 	 * The agent stream on the shared-memory rings (guest/chan.h), bridged to
-	 * agent_in/agent_out; the agent console (hvc1) then only carries the
-	 * host -> guest doorbell bytes.  false: hvc1 carries the stream itself.
+	 * agent_in/agent_out; the `kal.agent` port then only carries the
+	 * host -> guest doorbell bytes.  false: the port carries the stream.
 	 */
 	bool agent_ring;
 	/*

@@ -5,6 +5,7 @@
  * guest kernel mode instruction by instruction (reference/nested-kvm.md).
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,30 +18,6 @@
 #include "../lib/xalloc.h"
 #include "kvm.h"
 #include "machine.h"
-
-/*
- * FIXME(issue 4): kal's own VMM replaces this entry with the real engine.
- * Until then `kvm` is listed (so --engine kvm gives a clear reason) but never
- * available.
- */
-static enum machine_avail kvm_available(char *reason, size_t len)
-{
-	snprintf(reason, len, "kal's own kvm engine is not built yet");
-	return MACHINE_AVAIL_NO;
-}
-
-static struct machine *kvm_start(const struct machine_config *cfg, struct kal_err **err)
-{
-	(void)cfg;
-	kal_err_set(err, ENOSYS, "engine `kvm`: not built yet");
-	return NULL;
-}
-
-const struct machine_ops machine_kvm_ops __attribute__((weak)) = {
-	.name = "kvm",
-	.available = kvm_available,
-	.start = kvm_start,
-};
 
 const struct machine_ops *const machine_engines[] = { &machine_kvm_ops, &machine_qemu_ops, NULL };
 
@@ -55,7 +32,7 @@ const struct machine_ops *machine_engine_find(const char *name)
 const struct machine_ops *machine_engine_select(const char *want, char *why, size_t len,
 						struct kal_err **err)
 {
-	const struct machine_ops *best = NULL, *slow = NULL;
+	const struct machine_ops *best = NULL, *slow = NULL, *crawl = NULL;
 	char reason[256];
 	size_t off = 0;
 
@@ -89,9 +66,11 @@ const struct machine_ops *machine_engine_select(const char *want, char *why, siz
 			best = ops;
 		if (a == MACHINE_AVAIL_SLOW && !slow)
 			slow = ops;
+		if (a == MACHINE_AVAIL_CRAWL && !crawl)
+			crawl = ops;
 	}
 	if (!best)
-		best = slow;
+		best = slow ? slow : crawl;
 	if (!best)
 		return kal_err_set(err, ENODEV, "no engine can run here (%s)", why), NULL;
 	if (off < len)
@@ -99,11 +78,11 @@ const struct machine_ops *machine_engine_select(const char *want, char *why, siz
 	return best;
 }
 
-char *machine_cmdline(const struct machine_config *cfg, const char *layerdev)
+char *machine_cmdline(const struct machine_config *cfg, const char *layerdev, char reboot)
 {
-	return xasprintf("console=ttyS0 quiet panic=-1 reboot=t kal.layers=%zu kal.layerdev=%s "
+	return xasprintf("console=ttyS0 quiet panic=-1 reboot=%c kal.layers=%zu kal.layerdev=%s "
 			 "kal.upper=kal-upper kal.hostname=%s kal.net=%s kal.channel=port%s%s%s",
-			 cfg->n_layers, layerdev, cfg->name,
+			 reboot, cfg->n_layers, layerdev, cfg->name,
 			 cfg->net == MACHINE_NET_USER ? "user" : "none",
 			 cfg->nested_quirks ? " kal.nested_quirks=1" : "",
 			 cfg->extra_cmdline && *cfg->extra_cmdline ? " " : "",
@@ -147,10 +126,42 @@ char *machine_kernel_find(struct kal_err **err)
 
 double machine_kvm_probe_ns(struct kal_err **err)
 {
-	double ns;
+	static double ns;
+	static int done; /* 1 = ns valid, -1 = failed with why */
+	static char why[256];
+	static int why_code;
+	struct kal_err *e = NULL;
 
-	/* one probe for the engine choice, doctor and `kal __vmm-probe`: the VMM's own */
-	if (vmm_kvm_probe_speed(&ns, err) < 0)
-		return -1;
+	/* one probe per process for the engine choice, doctor and `kal __vmm-probe` */
+	if (!done) {
+		if (vmm_kvm_probe_speed(&ns, &e) < 0) {
+			snprintf(why, sizeof(why), "%s", e->msg);
+			why_code = e->code;
+			kal_err_free(e);
+			done = -1;
+		} else {
+			done = 1;
+		}
+	}
+	if (done < 0)
+		return kal_err_set(err, why_code, "%s", why), -1;
 	return ns;
+}
+
+void machine_arg(struct machine_argv *a, const char *fmt, ...)
+{
+	va_list ap;
+
+	a->v = xreallocarray(a->v, a->n + 2, sizeof(char *));
+	va_start(ap, fmt);
+	a->v[a->n++] = xvasprintf(fmt, ap);
+	va_end(ap);
+	a->v[a->n] = NULL;
+}
+
+void machine_argv_free(struct machine_argv *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		free(a->v[i]);
+	free(a->v);
 }

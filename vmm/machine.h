@@ -56,8 +56,9 @@ struct machine {
 };
 
 enum machine_avail {
-	MACHINE_AVAIL_NO,   /* cannot run here (reason says why) */
-	MACHINE_AVAIL_SLOW, /* runs, but far from hardware speed (reason says why) */
+	MACHINE_AVAIL_NO,    /* cannot run here (reason says why) */
+	MACHINE_AVAIL_CRAWL, /* runs, minutes per boot: auto takes it only when nothing else runs */
+	MACHINE_AVAIL_SLOW,  /* runs, but far from hardware speed (reason says why) */
 	MACHINE_AVAIL_YES,
 };
 
@@ -67,6 +68,11 @@ struct machine_ops {
 	enum machine_avail (*available)(char *reason, size_t len);
 	/* Optional: a longer description for `kal doctor` (versions; may be slow). */
 	void (*describe)(char *buf, size_t len);
+	/*
+	 * Optional: refuse a configuration this engine cannot boot, before any
+	 * VM state exists (only name, layers, memory, vcpus and net are set).
+	 */
+	int (*check)(const struct machine_config *cfg, struct kal_err **err);
 	/* Boot; returns with the VM running (not necessarily the agent ready). */
 	struct machine *(*start)(const struct machine_config *cfg, struct kal_err **err);
 	/*
@@ -122,7 +128,20 @@ double machine_kvm_probe_ns(struct kal_err **err);
  */
 char *machine_kernel_find(struct kal_err **err);
 
-/* Kernel command line shared by engines (no trailing space); caller frees. */
-char *machine_cmdline(const struct machine_config *cfg, const char *layerdev);
+/*
+ * Kernel command line shared by engines (no trailing space); caller frees.
+ * layerdev is kal.layerdev (blk, pmem), reboot the kernel's reboot= method ('t' triple fault, 'k' i8042 reset: the
+ * method the engine ends the VM on; a panic reboots too, panic=-1).
+ */
+char *machine_cmdline(const struct machine_config *cfg, const char *layerdev, char reboot);
+
+/* A NULL-terminated argv built one printf-formatted argument at a time. */
+struct machine_argv {
+	char **v;
+	size_t n;
+};
+void machine_arg(struct machine_argv *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void machine_argv_free(struct machine_argv *a);
 
 #endif

@@ -17,42 +17,29 @@
  * sets disable_host_loopback; reliability.md B6).
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <poll.h>
 #include <unistd.h>
 
 #include "../lib/cleanup.h"
 #include "../lib/err.h"
-#include "../lib/fsutil.h"
 #include "../lib/log.h"
 #include "../lib/xalloc.h"
+#include "child.h"
 #include "machine.h"
 #include "qmp.h"
 
 #define QEMU_BIN_DEFAULT "qemu-system-x86_64"
-/* fds the child sees for its chardevs */
-#define QEMU_FD_AGENT	3
-#define QEMU_FD_QMP	4
-#define QEMU_FD_CONSOLE 5
+/* fds the child sees for its chardevs: machine_child pairs 0, 1, 2 */
+#define QEMU_FD_AGENT	(MACHINE_CHILD_FIRST_FD + 0)
+#define QEMU_FD_QMP	(MACHINE_CHILD_FIRST_FD + 1)
+#define QEMU_FD_CONSOLE (MACHINE_CHILD_FIRST_FD + 2)
 
 struct qemu_machine {
 	struct machine m;
-	pid_t pid;
-	int pidfd;
-	int agent_fd, console_fd;
+	struct machine_child c; /* fd[0] agent, fd[1] QMP (handed to qmp), fd[2] console */
 	struct qmp *qmp;
-	bool reaped;
-	int status;
 };
 
 static const char *qemu_bin(void)
@@ -170,30 +157,6 @@ static void qemu_describe(char *buf, size_t len)
 		snprintf(buf, len, "qemu %s, accel %s (%s)", ver, accel, why);
 }
 
-struct argv_buf {
-	char **v;
-	size_t n;
-};
-
-static void arg(struct argv_buf *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void arg(struct argv_buf *a, const char *fmt, ...)
-{
-	va_list ap;
-
-	a->v = xreallocarray(a->v, a->n + 2, sizeof(char *));
-	va_start(ap, fmt);
-	a->v[a->n++] = xvasprintf(fmt, ap);
-	va_end(ap);
-	a->v[a->n] = NULL;
-}
-
-static void argv_free(struct argv_buf *a)
-{
-	for (size_t i = 0; i < a->n; i++)
-		free(a->v[i]);
-	free(a->v);
-}
-
 /* QEMU's option parser splits on ','; a literal comma is written ",,". */
 static char *qemu_escape(const char *s)
 {
@@ -212,78 +175,79 @@ static char *qemu_escape(const char *s)
 	return out;
 }
 
-static void qemu_build_argv(struct argv_buf *a, const struct machine_config *cfg, const char *accel)
+static void qemu_build_argv(struct machine_argv *a, const struct machine_config *cfg,
+			    const char *accel)
 {
-	_cleanup_free_ char *cmdline = machine_cmdline(cfg, "blk");
+	_cleanup_free_ char *cmdline = machine_cmdline(cfg, "blk", 't');
 	_cleanup_free_ char *kernel = qemu_escape(cfg->kernel_path);
 	_cleanup_free_ char *initrd = qemu_escape(cfg->initrd_path);
 	_cleanup_free_ char *upper = qemu_escape(cfg->upper_path);
 
-	arg(a, "%s", qemu_bin());
-	arg(a, "-M");
-	arg(a, "microvm,acpi=off");
-	arg(a, "-nodefaults");
-	arg(a, "-no-user-config");
-	arg(a, "-nographic");
-	arg(a, "-no-reboot");
+	machine_arg(a, "%s", qemu_bin());
+	machine_arg(a, "-M");
+	machine_arg(a, "microvm,acpi=off");
+	machine_arg(a, "-nodefaults");
+	machine_arg(a, "-no-user-config");
+	machine_arg(a, "-nographic");
+	machine_arg(a, "-no-reboot");
 	if (strcmp(accel, "kvm") == 0) {
-		arg(a, "-accel");
-		arg(a, "kvm");
-		arg(a, "-cpu");
-		arg(a, "host");
+		machine_arg(a, "-accel");
+		machine_arg(a, "kvm");
+		machine_arg(a, "-cpu");
+		machine_arg(a, "host");
 	} else {
-		arg(a, "-accel");
-		arg(a, "tcg");
+		machine_arg(a, "-accel");
+		machine_arg(a, "tcg");
 	}
-	arg(a, "-m");
-	arg(a, "%u", cfg->memory_mib);
-	arg(a, "-smp");
-	arg(a, "%u", cfg->vcpus);
-	arg(a, "-kernel");
-	arg(a, "%s", cfg->kernel_path);
-	arg(a, "-initrd");
-	arg(a, "%s", cfg->initrd_path);
-	arg(a, "-append");
-	arg(a, "%s", cmdline);
+	machine_arg(a, "-m");
+	machine_arg(a, "%u", cfg->memory_mib);
+	machine_arg(a, "-smp");
+	machine_arg(a, "%u", cfg->vcpus);
+	machine_arg(a, "-kernel");
+	machine_arg(a, "%s", cfg->kernel_path);
+	machine_arg(a, "-initrd");
+	machine_arg(a, "%s", cfg->initrd_path);
+	machine_arg(a, "-append");
+	machine_arg(a, "%s", cmdline);
 	/* layers: read-only raw disks; guest writes never reach the cache */
 	for (size_t i = 0; i < cfg->n_layers; i++) {
 		_cleanup_free_ char *p = qemu_escape(cfg->layers[i].path);
 
-		arg(a, "-drive");
-		arg(a, "file=%s,if=none,format=raw,readonly=on,id=l%zu", p, i);
-		arg(a, "-device");
-		arg(a, "virtio-blk-device,drive=l%zu,serial=kal-layer%zu", i, i);
+		machine_arg(a, "-drive");
+		machine_arg(a, "file=%s,if=none,format=raw,readonly=on,id=l%zu", p, i);
+		machine_arg(a, "-device");
+		machine_arg(a, "virtio-blk-device,drive=l%zu,serial=kal-layer%zu", i, i);
 	}
-	arg(a, "-drive");
-	arg(a, "file=%s,if=none,format=raw,id=upper,discard=unmap,cache=unsafe", upper);
-	arg(a, "-device");
-	arg(a, "virtio-blk-device,drive=upper,serial=kal-upper");
-	arg(a, "-chardev");
-	arg(a, "socket,id=agent,fd=%d", QEMU_FD_AGENT);
-	arg(a, "-device");
-	arg(a, "virtio-serial-device,max_ports=2");
-	arg(a, "-device");
-	arg(a, "virtserialport,chardev=agent,name=kal.agent");
+	machine_arg(a, "-drive");
+	machine_arg(a, "file=%s,if=none,format=raw,id=upper,discard=unmap,cache=unsafe", upper);
+	machine_arg(a, "-device");
+	machine_arg(a, "virtio-blk-device,drive=upper,serial=kal-upper");
+	machine_arg(a, "-chardev");
+	machine_arg(a, "socket,id=agent,fd=%d", QEMU_FD_AGENT);
+	machine_arg(a, "-device");
+	machine_arg(a, "virtio-serial-device,max_ports=2");
+	machine_arg(a, "-device");
+	machine_arg(a, "virtserialport,chardev=agent,name=kal.agent");
 	if (cfg->net == MACHINE_NET_USER) {
-		arg(a, "-netdev");
-		arg(a, "user,id=n0");
-		arg(a, "-device");
-		arg(a, "virtio-net-device,netdev=n0");
+		machine_arg(a, "-netdev");
+		machine_arg(a, "user,id=n0");
+		machine_arg(a, "-device");
+		machine_arg(a, "virtio-net-device,netdev=n0");
 	}
-	arg(a, "-device");
-	arg(a, "virtio-rng-device");
-	arg(a, "-chardev");
-	arg(a, "socket,id=con,fd=%d", QEMU_FD_CONSOLE);
-	arg(a, "-serial");
-	arg(a, "chardev:con");
-	arg(a, "-chardev");
-	arg(a, "socket,id=qmp,fd=%d", QEMU_FD_QMP);
-	arg(a, "-mon");
-	arg(a, "chardev=qmp,mode=control");
+	machine_arg(a, "-device");
+	machine_arg(a, "virtio-rng-device");
+	machine_arg(a, "-chardev");
+	machine_arg(a, "socket,id=con,fd=%d", QEMU_FD_CONSOLE);
+	machine_arg(a, "-serial");
+	machine_arg(a, "chardev:con");
+	machine_arg(a, "-chardev");
+	machine_arg(a, "socket,id=qmp,fd=%d", QEMU_FD_QMP);
+	machine_arg(a, "-mon");
+	machine_arg(a, "chardev=qmp,mode=control");
 }
 
 /* The command line, shell-quoted, in <state_dir>/qemu.cmdline for debugging. */
-static void qemu_save_cmdline(const struct machine_config *cfg, const struct argv_buf *a)
+static void qemu_save_cmdline(const struct machine_config *cfg, const struct machine_argv *a)
 {
 	_cleanup_free_ char *path = xasprintf("%s/qemu.cmdline", cfg->state_dir);
 	_cleanup_fclose_ FILE *f = fopen(path, "we");
@@ -302,210 +266,92 @@ static void qemu_save_cmdline(const struct machine_config *cfg, const struct arg
 	}
 }
 
-/* Last line of qemu.log, for error messages. */
-static char *qemu_log_tail(const char *state_dir)
-{
-	_cleanup_free_ char *path = xasprintf("%s/qemu.log", state_dir);
-	_cleanup_free_ char *buf = NULL;
-	size_t len;
-	char *line;
-
-	if (kal_read_file(path, 1 << 20, &buf, &len, NULL) < 0 || len == 0)
-		return xstrdup("no output");
-	while (len && buf[len - 1] == '\n')
-		buf[--len] = '\0';
-	line = strrchr(buf, '\n');
-	return xstrdup(line ? line + 1 : buf);
-}
-
 static void qemu_free(struct qemu_machine *q)
 {
 	qmp_close(q->qmp);
-	if (q->agent_fd >= 0)
-		close(q->agent_fd);
-	if (q->console_fd >= 0)
-		close(q->console_fd);
-	if (q->pidfd >= 0)
-		close(q->pidfd);
+	machine_child_free(&q->c);
 	free(q);
-}
-
-static int qemu_reap(struct qemu_machine *q, bool block)
-{
-	int st;
-	pid_t r;
-
-	if (q->reaped)
-		return 1;
-	do
-		r = waitpid(q->pid, &st, block ? 0 : WNOHANG);
-	while (r < 0 && errno == EINTR);
-	if (r == q->pid || (r < 0 && errno == ECHILD)) {
-		q->reaped = true;
-		q->status = r == q->pid ? st : 0;
-		return 1;
-	}
-	return 0;
 }
 
 static struct machine *qemu_start(const struct machine_config *cfg, struct kal_err **err)
 {
-	struct argv_buf a = { 0 };
+	struct machine_argv a = { 0 };
 	struct qemu_machine *q;
 	_cleanup_free_ char *logpath = xasprintf("%s/qemu.log", cfg->state_dir);
-	int sp_agent[2], sp_qmp[2], sp_con[2];
 	char why[160];
 	const char *accel = qemu_accel(why, sizeof(why));
-	int logfd, qmpfd;
+	int r;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp_agent) < 0)
-		return kal_err_sys(err, errno, "socketpair"), NULL;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp_qmp) < 0) {
-		close(sp_agent[0]);
-		close(sp_agent[1]);
-		return kal_err_sys(err, errno, "socketpair"), NULL;
-	}
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp_con) < 0) {
-		close(sp_agent[0]);
-		close(sp_agent[1]);
-		close(sp_qmp[0]);
-		close(sp_qmp[1]);
-		return kal_err_sys(err, errno, "socketpair"), NULL;
-	}
-	logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	qemu_build_argv(&a, cfg, accel);
 	qemu_save_cmdline(cfg, &a);
 	kal_debug("qemu: accel %s (%s)", accel, why);
-
 	q = xzalloc(sizeof(*q));
 	q->m.ops = &machine_qemu_ops;
-	q->pidfd = -1;
-	q->agent_fd = sp_agent[0];
-	q->console_fd = sp_con[0];
-	qmpfd = sp_qmp[0];
-	q->pid = fork();
-	if (q->pid == 0) {
-		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-		sigset_t none;
-
-		/* QEMU must not outlive its supervisor */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		dup2(null, 0);
-		dup2(null, 1);
-		dup2(logfd >= 0 ? logfd : null, 2);
-		/*
-		 * Move the ends out of the way first (one may already sit on 3..5),
-		 * then dup2, which clears FD_CLOEXEC on the targets as QEMU needs.
-		 */
-		int a_fd = fcntl(sp_agent[1], F_DUPFD_CLOEXEC, 10);
-		int q_fd = fcntl(sp_qmp[1], F_DUPFD_CLOEXEC, 10);
-		int c_fd = fcntl(sp_con[1], F_DUPFD_CLOEXEC, 10);
-
-		if (a_fd < 0 || q_fd < 0 || c_fd < 0 || dup2(a_fd, QEMU_FD_AGENT) < 0 ||
-		    dup2(q_fd, QEMU_FD_QMP) < 0 || dup2(c_fd, QEMU_FD_CONSOLE) < 0)
-			_exit(125);
-		execvp(a.v[0], a.v);
-		dprintf(2, "exec %s: %s\n", a.v[0], strerror(errno));
-		_exit(127);
-	}
-	close(sp_agent[1]);
-	close(sp_qmp[1]);
-	close(sp_con[1]);
-	if (logfd >= 0)
-		close(logfd);
-	argv_free(&a);
-	if (q->pid < 0) {
-		close(qmpfd);
-		kal_err_sys(err, errno, "fork");
-		qemu_free(q);
+	r = machine_child_spawn(&q->c, NULL, a.v, 3, logpath, err);
+	machine_argv_free(&a);
+	if (r < 0) {
+		free(q);
 		return NULL;
 	}
-	q->pidfd = (int)syscall(SYS_pidfd_open, q->pid, 0);
-	if (q->pidfd < 0) {
-		kal_err_sys(err, errno, "pidfd_open");
-		goto fail;
-	}
-	q->qmp = qmp_open(qmpfd, 10000, err);
+	q->qmp = qmp_open(q->c.fd[1], 10000, err);
 	if (!q->qmp) {
-		close(qmpfd);
-		goto fail;
-	}
-	return &q->m;
-fail:
-	kill(q->pid, SIGKILL);
-	qemu_reap(q, true);
-	{
-		_cleanup_free_ char *tail = qemu_log_tail(cfg->state_dir);
+		char tail[200];
 
+		machine_child_free(&q->c);
+		machine_child_log_tail(logpath, tail, sizeof(tail));
 		kal_err_clear(err);
 		kal_err_set(err, EIO, "qemu failed to start: %s", tail);
+		free(q);
+		return NULL;
 	}
-	qemu_free(q);
-	return NULL;
+	q->c.fd[1] = -1; /* the qmp owns it now */
+	return &q->m;
 }
 
 static int qemu_stop(struct machine *m, int timeout_ms, struct kal_err **err)
 {
 	struct qemu_machine *q = container_of(m, struct qemu_machine, m);
 	struct kal_err *qerr = NULL;
-	struct pollfd p = { .fd = q->pidfd, .events = POLLIN };
 
-	if (q->reaped)
+	(void)err;
+	if (q->c.reaped)
 		return 0;
 	if (q->qmp && qmp_command(q->qmp, "quit", NULL, timeout_ms, NULL, &qerr) < 0)
 		kal_debug("qemu stop: %s", qerr->msg);
 	kal_err_free(qerr);
-	while (poll(&p, 1, timeout_ms) < 0 && errno == EINTR)
-		;
-	if (!qemu_reap(q, false)) {
-		kill(q->pid, SIGKILL);
-		qemu_reap(q, true);
-	}
+	machine_child_end(&q->c, timeout_ms);
 	return 0;
 }
 
 static int qemu_exit_fd(struct machine *m)
 {
-	return container_of(m, struct qemu_machine, m)->pidfd;
+	return container_of(m, struct qemu_machine, m)->c.pidfd;
 }
 
 static int qemu_wait(struct machine *m, char *desc, size_t len)
 {
 	struct qemu_machine *q = container_of(m, struct qemu_machine, m);
 
-	if (!qemu_reap(q, false))
+	if (!machine_child_reap(&q->c, false))
 		return 0;
-	if (WIFSIGNALED(q->status))
-		snprintf(desc, len, "qemu killed by signal %d", WTERMSIG(q->status));
-	else
-		snprintf(desc, len, "qemu exited with status %d", WEXITSTATUS(q->status));
+	machine_child_describe(&q->c, "qemu", desc, len);
 	return 1;
 }
 
 static int qemu_agent_fd(struct machine *m)
 {
-	return container_of(m, struct qemu_machine, m)->agent_fd;
+	return container_of(m, struct qemu_machine, m)->c.fd[0];
 }
 
 static int qemu_console_fd(struct machine *m)
 {
-	return container_of(m, struct qemu_machine, m)->console_fd;
+	return container_of(m, struct qemu_machine, m)->c.fd[2];
 }
 
 static void qemu_destroy(struct machine *m)
 {
-	struct qemu_machine *q;
-
-	if (!m)
-		return;
-	q = container_of(m, struct qemu_machine, m);
-	if (!q->reaped) {
-		kill(q->pid, SIGKILL);
-		qemu_reap(q, true);
-	}
-	qemu_free(q);
+	if (m)
+		qemu_free(container_of(m, struct qemu_machine, m));
 }
 
 const struct machine_ops machine_qemu_ops = {

@@ -93,8 +93,10 @@ setup() { vm_setup; }
 @test "run: unknown engine and an engine that cannot run" {
 	run_kal 125 run --engine vbox busybox true
 	assert_equal "$stderr" "kal: unknown engine \`vbox\` (choose kvm, qemu or auto)"
-	run_kal 125 run --engine kvm busybox true
-	assert_equal "$stderr" "kal: engine \`kvm\` is not available: kal's own kvm engine is not built yet"
+	if ! [ -w /dev/kvm ]; then
+		run_kal 125 run --engine kvm busybox true
+		assert_output --partial 'kal: engine `kvm` is not available: '
+	fi
 }
 
 @test "run: KAL_ENGINE=qemu is honoured and recorded" {
@@ -119,13 +121,21 @@ setup() { vm_setup; }
 	[ ! -e "$KAL_HOME/vms/early" ]
 }
 
+# frozen_qemu: KAL_QEMU that starts QEMU with its vCPUs stopped (-S): QMP answers,
+# the guest never runs, so the agent never comes (however fast the host boots)
+frozen_qemu() {
+	printf '#!/bin/sh\nexec qemu-system-x86_64 "$@" -S\n' >"$BATS_TEST_TMPDIR/qemu-frozen"
+	chmod +x "$BATS_TEST_TMPDIR/qemu-frozen"
+	echo "$BATS_TEST_TMPDIR/qemu-frozen"
+}
+
 @test "run: a guest that stays silent hits the boot timeout" {
-	KAL_BOOT_TIMEOUT=1 run_kal 125 run --rm --name slow --engine qemu busybox true
+	KAL_QEMU=$(frozen_qemu) KAL_BOOT_TIMEOUT=1 run_kal 125 run --rm --name slow --engine qemu busybox true
 	[[ "$stderr" == "kal: guest agent not ready after 1 s (console: "* ]]
 }
 
 @test "run: Ctrl-C while the VM boots stops it instead of leaving it behind" {
-	"$KAL" run --rm --name intr busybox true 2>"$BATS_TEST_TMPDIR/err" 3>&- &
+	KAL_QEMU=$(frozen_qemu) "$KAL" run --rm --name intr --engine qemu busybox true 2>"$BATS_TEST_TMPDIR/err" 3>&- &
 	pid=$!
 	sleep 0.7
 	kill -INT "$pid"

@@ -105,12 +105,12 @@ run_guest() {
 	run_guest "$GUEST" --blk "$DISK" --agent ring
 	assert_success
 	refute_output --partial "not ok"
-	for what in "chan: kal.channel=ring@0xcf000000 and the agent console" \
+	for what in "chan: kal.channel=ring@0xcf000000 and the agent port" \
 		"chan: header magic, version 1, 16 KiB rings" \
 		"chan: region and doorbell page reserved in the memory map" \
 		"chan: frame round trip guest->host->guest over the rings" \
 		"chan: guest->host doorbell rung (the host was waiting)" \
-		"chan: host->guest doorbell byte on the agent console, then the echo" \
+		"chan: host->guest doorbell byte on the agent port, then the echo" \
 		"chan: 8 more round trips" \
 		"chan: state saved and restored with a frame in flight" \
 		"chan: the in-flight frame arrives after the restore" \
@@ -138,11 +138,11 @@ run_guest() {
 	[[ $stderr == *"vmm: guest exited with code 0 after "* ]]
 }
 
-@test "bare guest: agent stream over the agent console (the qemu-engine shape)" {
+@test "bare guest: agent stream over the agent port (the qemu-engine shape)" {
 	run_guest "$GUEST" --agent console
 	assert_success
 	refute_output --partial "not ok"
-	assert_line --regexp '^ok [0-9]+ - agent console: frame echoed over the console stream$'
+	assert_line --regexp '^ok [0-9]+ - agent port: frame echoed over the console stream$'
 }
 
 @test "__vmm-test-guest: --agent takes ring or console" {
@@ -207,7 +207,10 @@ stop_held_vmm() {
 	run cat "$BATS_TEST_TMPDIR/hold.err"
 	assert_output "kal: warning: vmm: test hold: 4 threads ready, seccomp on"
 	run grep -h -E '^(Seccomp|NoNewPrivs):' /proc/"$HELD_PID"/task/*/status
+	# guest memory never lands in a core file
+	core=$(awk '/^Max core file size/ { print $5 "/" $6 }' /proc/"$HELD_PID"/limits)
 	stop_held_vmm
+	assert_equal "$core" "0/0"
 	printf '# %s\n' "${lines[@]}" >&3
 	[ "${#lines[@]}" -eq 8 ]
 	[ "$(grep -c $'^Seccomp:\t2$' <<<"$output")" -eq 4 ]

@@ -90,6 +90,8 @@ static struct virtio_dev *make_dev(unsigned int kind, struct guest_mem *m)
 		return virtio_console_create(m, 0xd0000000, 5, -1, null_fd, NULL);
 	case 3:
 		return virtio_pmem_create(m, 0xd0000000, 5, pmem_path, 0x100000000ull, NULL);
+	case 4:
+		return virtio_console_port_create(m, 0xd0000000, 5, "kal.agent", -1, null_fd, NULL);
 	default:
 		return virtio_rng_create(m, 0xd0000000, 5, NULL);
 	}
@@ -136,7 +138,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(ram, data + 4, img);
 	guest_mem_add(&m, 0, MEM_SIZE, ram, 0);
 	if (data[0] & 1)
-		fuzz_transport((data[0] >> 1) & 3, ram, img < 1024 ? img : 1024, &m);
+		fuzz_transport((data[0] >> 1) & 7, ram, img < 1024 ? img : 1024, &m);
 	else
 		fuzz_queue(data, size, &m);
 	return 0;

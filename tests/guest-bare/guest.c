@@ -669,7 +669,7 @@ static void chan_doorbell(u32 off)
 }
 
 /*
- * The bell's receive buffer on the agent console: a host byte there = look
+ * The bell's receive buffer on the agent port: a host byte there = look
  * at the rings.  Posted lazily, just before a sleep, so the notify it costs
  * overlaps the host's work instead of delaying the bytes that woke us.
  */
@@ -804,8 +804,7 @@ static void test_chan(struct dev *rng, const struct start_info *si)
 	u32 blen, k0;
 	int r;
 
-	ok(chan_gpa == CHAN_GPA && agent,
-	   "chan: kal.channel=ring@0xcf000000 and the agent console");
+	ok(chan_gpa == CHAN_GPA && agent, "chan: kal.channel=ring@0xcf000000 and the agent port");
 	if (chan_gpa != CHAN_GPA || !agent)
 		return;
 	ok(chan_hdr_ok((void *)(unsigned long)chan_gpa) && chan_hdr()->status == CHAN_STATUS_OK,
@@ -820,6 +819,7 @@ static void test_chan(struct dev *rng, const struct start_info *si)
 	ok(kicks > k0, "chan: guest->host doorbell rung (the host was waiting)");
 
 	/* sleep first, deterministically: the host must ring the bell */
+	bell_post();
 	ok(chan_ring_sleep_ok(&crx), "chan: receive ring empty, waiting announced");
 	frame_make(2);
 	r = chan_send(frame, FRAME_LEN) && vq_wait(agent, 0, &blen) == 1;
@@ -827,7 +827,7 @@ static void test_chan(struct dev *rng, const struct start_info *si)
 	bell_posted = 0;
 	bell_post();
 	ok(r && chan_recv(back, FRAME_LEN, RECV_SPIN) && memeq(frame, back, FRAME_LEN),
-	   "chan: host->guest doorbell byte on the agent console, then the echo");
+	   "chan: host->guest doorbell byte on the agent port, then the echo");
 
 	for (u32 i = 0; i < 8; i++)
 		r = chan_round_trip(100 + i, RECV_SLEEP) && (i == 0 || r);
@@ -866,7 +866,7 @@ static void test_chan(struct dev *rng, const struct start_info *si)
 	puts_dbg(" bells\n");
 }
 
-/* The agent stream on the agent console itself (--agent console): send, wait for the echo. */
+/* The agent stream on the agent port itself (--agent console): send, wait for the echo. */
 static int stream_trip(u32 seq)
 {
 	u32 len, got = 0;
@@ -923,7 +923,7 @@ static void bench_run(void)
 
 	puts_dbg(bench_user ? "# bench agent at CPL3\n" : "# bench agent at CPL0\n");
 	if (!agent) {
-		puts_dbg("Bail out! no agent console\n");
+		puts_dbg("Bail out! no agent port\n");
 		guest_exit(2);
 	}
 	dev_init(agent);
@@ -1168,7 +1168,7 @@ void guest_main(struct start_info *si)
 			test_chan(rng, si);
 		else
 			ok(stream_round_trip(1),
-			   "agent console: frame echoed over the console stream");
+			   "agent port: frame echoed over the console stream");
 	}
 	if (rng)
 		test_interrupts(rng, con);

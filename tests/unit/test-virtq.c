@@ -20,6 +20,7 @@
 
 #include <linux/virtio_config.h>
 #include <linux/virtio_mmio.h>
+#include <linux/virtio_console.h>
 #include <linux/virtio_ring.h>
 
 #include "lib/err.h"
@@ -734,6 +735,118 @@ static void test_console(void **state)
 	close(out[1]);
 }
 
+/* A guest ring at base: descriptors, avail at +0x1000, used at +0x2000. */
+struct gring {
+	struct fake *f;
+	uint64_t base;
+	uint16_t next;
+};
+
+static void gring_offer(struct gring *r, uint64_t addr, uint32_t len, uint16_t flags)
+{
+	struct vring_desc *d = (struct vring_desc *)(r->f->ram + r->base);
+	struct vring_avail *av = (struct vring_avail *)(r->f->ram + r->base + 0x1000);
+	uint16_t i = r->next++ % QS;
+
+	d[i] = (struct vring_desc){ .addr = addr, .len = len, .flags = flags };
+	av->ring[av->idx % QS] = i;
+	av->idx++;
+}
+
+static struct vring_used *gring_used(struct gring *r)
+{
+	return (struct vring_used *)(r->f->ram + r->base + 0x2000);
+}
+
+/* guest -> device control message on queue 3 */
+static void port_ctrl_send(struct virtio_dev *vd, struct gring *ctx, uint64_t buf, uint16_t event,
+			   uint16_t value)
+{
+	struct virtio_console_control m = { .id = 0, .event = event, .value = value };
+
+	memcpy(ctx->f->ram + buf, &m, sizeof(m));
+	gring_offer(ctx, buf, sizeof(m), 0);
+	mw(vd, VIRTIO_MMIO_QUEUE_NOTIFY, 3);
+}
+
+/* the named port: MULTIPORT handshake, PORT_NAME, input held until the guest opens the port */
+static void test_console_port(void **state)
+{
+	struct fake *f = *state;
+	struct gring crx = { f, 0x8000, 0 }, ctx = { f, 0xb000, 0 };
+	struct virtio_console_control m;
+	struct virtio_dev *vd;
+	int in[2], out[2];
+	uint64_t cbuf = BUF + 0x1000;
+
+	assert_int_equal(pipe(in), 0);
+	assert_int_equal(pipe(out), 0);
+	assert_null(virtio_console_port_create(
+	    &f->mem, 0xd0000000, 5, "a-name-longer-than-31-bytes-is-refused", -1, -1, NULL));
+	vd = virtio_console_port_create(&f->mem, 0xd0000000, 5, "kal.agent", in[0], out[1], NULL);
+	assert_non_null(vd);
+	mw(vd, VIRTIO_MMIO_STATUS, 0);
+	mw(vd, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
+	mw(vd, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+	assert_true(mr(vd, VIRTIO_MMIO_DEVICE_FEATURES) & (1u << VIRTIO_CONSOLE_F_MULTIPORT));
+	mw(vd, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+	mw(vd, VIRTIO_MMIO_DRIVER_FEATURES, 1u << VIRTIO_CONSOLE_F_MULTIPORT);
+	mw(vd, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+	mw(vd, VIRTIO_MMIO_DRIVER_FEATURES, 1); /* VERSION_1 */
+	mw(vd, VIRTIO_MMIO_STATUS, 0xb);
+	queue_regs(vd, 0, QS, DESC, AVAIL, USED);
+	queue_regs(vd, 1, QS, 0x5000, 0x6000, 0x7000);
+	queue_regs(vd, 2, QS, 0x8000, 0x9000, 0xa000);
+	queue_regs(vd, 3, QS, 0xb000, 0xc000, 0xd000);
+	mw(vd, VIRTIO_MMIO_STATUS, 0xf);
+	assert_int_equal(mr(vd, VIRTIO_MMIO_CONFIG + 4), 1); /* max_nr_ports */
+	for (int i = 0; i < 4; i++)
+		gring_offer(&crx, BUF + 0x2000 + 0x100 * (uint64_t)i, 0x100, VRING_DESC_F_WRITE);
+	mw(vd, VIRTIO_MMIO_QUEUE_NOTIFY, 2);
+	assert_int_equal(gring_used(&crx)->idx, 0); /* nothing to say before DEVICE_READY */
+
+	port_ctrl_send(vd, &ctx, cbuf, VIRTIO_CONSOLE_DEVICE_READY, 1);
+	assert_int_equal(gring_used(&crx)->idx, 1);
+	memcpy(&m, f->ram + BUF + 0x2000, sizeof(m));
+	assert_int_equal(m.event, VIRTIO_CONSOLE_PORT_ADD);
+	assert_int_equal(m.id, 0);
+
+	/* host input before the port is open stays in the device (Linux would drop it) */
+	assert_int_equal(write(in[1], "hello", 5), 5);
+	set_desc(f, 0, BUF + 0x100, 16, VRING_DESC_F_WRITE, 0);
+	offer(f, 0);
+	mw(vd, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_false(virtio_dev_io_ready(vd));
+	assert_int_equal(used(f)->idx, 0);
+
+	port_ctrl_send(vd, &ctx, cbuf, VIRTIO_CONSOLE_PORT_READY, 1);
+	assert_int_equal(gring_used(&crx)->idx, 3);
+	memcpy(&m, f->ram + BUF + 0x2100, sizeof(m));
+	assert_int_equal(m.event, VIRTIO_CONSOLE_PORT_NAME);
+	assert_int_equal(gring_used(&crx)->ring[1].len, sizeof(m) + 9);
+	assert_memory_equal(f->ram + BUF + 0x2100 + sizeof(m), "kal.agent", 9);
+	memcpy(&m, f->ram + BUF + 0x2200, sizeof(m));
+	assert_int_equal(m.event, VIRTIO_CONSOLE_PORT_OPEN);
+	assert_int_equal(m.value, 1);
+	assert_int_equal(used(f)->idx, 0);
+
+	port_ctrl_send(vd, &ctx, cbuf, VIRTIO_CONSOLE_PORT_OPEN, 1);
+	assert_int_equal(used(f)->idx, 1);
+	assert_int_equal(used(f)->ring[0].len, 5);
+	assert_memory_equal(f->ram + BUF + 0x100, "hello", 5);
+	assert_true(vd->io_rearm);
+
+	/* a control message that is not 8 readable bytes breaks the device */
+	gring_offer(&ctx, cbuf, 4, 0);
+	mw(vd, VIRTIO_MMIO_QUEUE_NOTIFY, 3);
+	assert_true(mr(vd, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	virtio_dev_destroy(vd);
+	close(in[0]);
+	close(in[1]);
+	close(out[0]);
+	close(out[1]);
+}
+
 /* B4: a stalled host reader stops the transmitq; kal buffers nothing and never blocks */
 static void test_console_backpressure(void **state)
 {
@@ -847,6 +960,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_save_restore, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blk, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_console, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_console_port, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_console_backpressure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pmem, setup, teardown),
 	};

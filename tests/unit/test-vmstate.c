@@ -167,9 +167,23 @@ static void test_engine_select_errors(void **state)
 	assert_null(machine_engine_select("vbox", why, sizeof(why), &err));
 	assert_string_equal(err->msg, "unknown engine `vbox` (choose kvm, qemu or auto)");
 	kal_err_clear(&err);
-	assert_null(machine_engine_select("kvm", why, sizeof(why), &err));
-	assert_non_null(strstr(err->msg, "engine `kvm` is not available: "));
-	kal_err_free(err);
+	if (access("/dev/kvm", R_OK | W_OK) < 0) {
+		/* named but unusable: an error with the reason */
+		assert_null(machine_engine_select("kvm", why, sizeof(why), &err));
+		assert_non_null(strstr(err->msg, "engine `kvm` is not available: "));
+		kal_err_free(err);
+		return;
+	}
+	/* usable (if only emulated): named means taken; auto never prefers emulated kvm */
+	assert_ptr_equal(machine_engine_select("kvm", why, sizeof(why), &err), &machine_kvm_ops);
+	assert_non_null(strstr(why, "kvm: asked for (kal's VMM"));
+	if (machine_kvm_probe_ns(&err) > MACHINE_KVM_FAST_NS &&
+	    machine_qemu_ops.available(why, sizeof(why)) != MACHINE_AVAIL_NO) {
+		assert_ptr_equal(machine_engine_select("auto", why, sizeof(why), &err),
+				 &machine_qemu_ops);
+		assert_non_null(strstr(why, "; auto picks qemu"));
+	}
+	assert_null(err);
 }
 
 static void test_cmdline(void **state)
@@ -180,7 +194,7 @@ static void test_cmdline(void **state)
 				    .n_layers = 3,
 				    .net = MACHINE_NET_NONE,
 				    .extra_cmdline = "x=1" };
-	_cleanup_free_ char *s = machine_cmdline(&c, "blk");
+	_cleanup_free_ char *s = machine_cmdline(&c, "blk", 't');
 
 	(void)state;
 	assert_string_equal(s,

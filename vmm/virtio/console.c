@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * virtio-console, single port (no MULTIPORT yet): transmitq bytes go to a
- * host fd, host input is read ahead into a bounded buffer (VIRTIO_CONSOLE_RX_CAP)
+ * virtio-console: transmitq bytes go to a host fd, host input is read ahead into a bounded buffer (VIRTIO_CONSOLE_RX_CAP)
  * and handed to the receiveq buffers the guest posts.  When the guest posts
  * none, the I/O thread stops reading the host fd, so a silent guest applies
  * back-pressure instead of growing kal's memory (reliability.md B4).
@@ -9,6 +8,20 @@
  * being written stays with the device, the transmitq stops moving (the
  * guest's driver waits), and the I/O thread resumes on POLLOUT.  kal
  * buffers nothing: memory stays flat however much the guest writes.
+ *
+ * Two flavours: a plain console (hvc0 in a Linux guest), and a MULTIPORT
+ * device carrying one named, non-console port (id 0: /dev/vportNp0 whose
+ * sysfs name is e.g. `kal.agent`), the virtio-serial shape QEMU offers.  A
+ * port is no tty, so binary frames need no raw mode, and the guest says when
+ * it opens and closes the port (PORT_OPEN): Linux drops input that arrives
+ * while the port is closed, so host bytes wait in the device until then.
+ *
+ *   queues (MULTIPORT)  0 port 0 receiveq   1 port 0 transmitq
+ *                       2 control receiveq  3 control transmitq
+ *   control message     le32 id | le16 event | le16 value [| name bytes]
+ *   handshake           guest DEVICE_READY -> host PORT_ADD(0)
+ *                       guest PORT_READY(0) -> host PORT_NAME(0) + PORT_OPEN(0, 1)
+ *                       guest PORT_OPEN(0, 1|0): input flows | is held
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,12 +36,23 @@
 
 #include "../../lib/cleanup.h"
 #include "../../lib/err.h"
+#include "../../lib/log.h"
 #include "../../lib/xalloc.h"
 #include "../snap.h"
 #include "devices.h"
 
-#define CONSOLE_RXQ 0
-#define CONSOLE_TXQ 1
+#define CONSOLE_RXQ	  0
+#define CONSOLE_TXQ	  1
+#define CONSOLE_CTRL_RXQ  2
+#define CONSOLE_CTRL_TXQ  3
+#define CONSOLE_NAME_MAX  32
+#define CONSOLE_CTRL_MAX  4 /* host->guest control messages waiting for buffers */
+#define CONSOLE_CTRL_SIZE 8 /* struct virtio_console_control */
+
+struct console_ctrl_msg {
+	uint8_t len;
+	uint8_t b[CONSOLE_CTRL_SIZE + CONSOLE_NAME_MAX];
+};
 
 struct console_dev {
 	struct virtio_dev vdev;
@@ -40,8 +64,19 @@ struct console_dev {
 	struct virtq_chain tx_chain;
 	uint32_t rx_len, rx_off; /* pending host bytes are rx[rx_off, rx_len) */
 	unsigned long tx_dropped;
+	/* named-port flavour */
+	char name[CONSOLE_NAME_MAX]; /* "" for the plain console */
+	bool guest_open;	     /* the guest has the port open (PORT_OPEN) */
+	unsigned int ctrl_n;
+	struct console_ctrl_msg ctrl[CONSOLE_CTRL_MAX];
 	uint8_t rx[VIRTIO_CONSOLE_RX_CAP];
 };
+
+/* A named port whose driver speaks MULTIPORT: input waits for the guest to open it. */
+static bool console_multiport(const struct console_dev *d)
+{
+	return d->name[0] && (d->vdev.driver_features & (1ull << VIRTIO_CONSOLE_F_MULTIPORT));
+}
 
 /* Write the rest of tx_chain; 1 when done, 0 when the host fd would block. */
 static int console_tx_flush(struct console_dev *d)
@@ -131,6 +166,8 @@ static bool console_rx_deliver(struct console_dev *d)
 
 	if (!(vd->status & VIRTIO_CONFIG_S_DRIVER_OK) || vd->broken || !q->ready)
 		return true;
+	if (console_multiport(d) && !d->guest_open)
+		return true; /* Linux would drop it: hold it until PORT_OPEN */
 	while (d->rx_off < d->rx_len) {
 		int r = virtq_pop(q, vd->chain);
 		size_t n;
@@ -159,12 +196,118 @@ static bool console_rx_deliver(struct console_dev *d)
 	return ok;
 }
 
+/* Queue a host->guest control message; a guest that floods requests loses the surplus. */
+static void console_ctrl_push(struct console_dev *d, uint16_t event, uint16_t value,
+			      const char *name)
+{
+	struct console_ctrl_msg *m;
+	size_t nlen = name ? strlen(name) : 0;
+	uint32_t id = 0;
+
+	if (d->ctrl_n >= CONSOLE_CTRL_MAX) {
+		if (kal_log_ratelimit(&d->vdev.rl, 5))
+			kal_warn("virtio-console: control messages pile up; dropping event %u",
+				 event);
+		return;
+	}
+	m = &d->ctrl[d->ctrl_n++];
+	memcpy(m->b, &id, 4);
+	memcpy(m->b + 4, &event, 2);
+	memcpy(m->b + 6, &value, 2);
+	memcpy(m->b + CONSOLE_CTRL_SIZE, name, nlen);
+	m->len = (uint8_t)(CONSOLE_CTRL_SIZE + nlen);
+}
+
+/* Hand queued control messages to the guest's control receive buffers. */
+static bool console_ctrl_deliver(struct console_dev *d)
+{
+	struct virtio_dev *vd = &d->vdev;
+	struct virtq *q = &vd->vq[CONSOLE_CTRL_RXQ];
+	unsigned int sent = 0;
+	bool ok = true;
+
+	if (!q->ready)
+		return true;
+	while (sent < d->ctrl_n) {
+		int r = virtq_pop(q, vd->chain);
+		size_t n;
+
+		if (r == 0)
+			break;
+		if (r < 0 || vd->chain->nr_out) {
+			virtio_dev_set_broken(vd, "queue %u: %s", CONSOLE_CTRL_RXQ,
+					      r < 0 ? q->err : "device-readable buffer");
+			ok = false;
+			break;
+		}
+		n = virtq_chain_write(vd->chain, 0, d->ctrl[sent].b, d->ctrl[sent].len);
+		virtq_push(q, vd->chain->head, (uint32_t)n);
+		sent++;
+	}
+	if (sent) {
+		memmove(d->ctrl, d->ctrl + sent, (d->ctrl_n - sent) * sizeof(d->ctrl[0]));
+		d->ctrl_n -= sent;
+		virtio_dev_signal_used(vd);
+	}
+	return ok;
+}
+
+static int console_ctrl_handle(struct virtio_dev *vd, struct virtq_chain *c, uint32_t *written)
+{
+	struct console_dev *d = container_of(vd, struct console_dev, vdev);
+	uint8_t b[CONSOLE_CTRL_SIZE];
+	uint32_t id;
+	uint16_t event, value;
+
+	*written = 0;
+	if (c->nr_in || virtq_chain_read(c, 0, b, sizeof(b)) != sizeof(b)) {
+		virtio_dev_set_broken(vd, "control message: not one 8-byte device-readable buffer");
+		return -EINVAL;
+	}
+	memcpy(&id, b, 4);
+	memcpy(&event, b + 4, 2);
+	memcpy(&value, b + 6, 2);
+	if (event != VIRTIO_CONSOLE_DEVICE_READY && id != 0)
+		return 0; /* the only port is 0 */
+	switch (event) {
+	case VIRTIO_CONSOLE_DEVICE_READY:
+		if (value == 1)
+			console_ctrl_push(d, VIRTIO_CONSOLE_PORT_ADD, 0, NULL);
+		break;
+	case VIRTIO_CONSOLE_PORT_READY:
+		if (value == 1) {
+			console_ctrl_push(d, VIRTIO_CONSOLE_PORT_NAME, 0, d->name);
+			console_ctrl_push(d, VIRTIO_CONSOLE_PORT_OPEN, 1,
+					  NULL); /* host side is up */
+		}
+		break;
+	case VIRTIO_CONSOLE_PORT_OPEN:
+		d->guest_open = value == 1;
+		if (d->guest_open && console_rx_deliver(d) && d->rx_len == 0 && !d->in_eof &&
+		    d->in_fd >= 0)
+			vd->io_rearm = true;
+		break;
+	default:
+		break; /* RESIZE, CONSOLE_PORT: nothing to do for a data port */
+	}
+	return 0;
+}
+
 static int console_queue_notify(struct virtio_dev *vd, unsigned int q)
 {
 	struct console_dev *d = container_of(vd, struct console_dev, vdev);
+	int r;
 
 	if (q == CONSOLE_TXQ)
 		return console_tx(d);
+	if (q == CONSOLE_CTRL_TXQ) {
+		r = virtio_dev_serve(vd, q, console_ctrl_handle);
+		if (r >= 0 && !console_ctrl_deliver(d))
+			return -EINVAL;
+		return r;
+	}
+	if (q == CONSOLE_CTRL_RXQ)
+		return console_ctrl_deliver(d) ? 0 : -EINVAL;
 	/* new receive buffers: deliver what waits, then read the host again */
 	if (!console_rx_deliver(d))
 		return -EINVAL;
@@ -207,6 +350,12 @@ static int console_save(struct virtio_dev *vd, struct snap_writer *w, struct kal
 	snap_put_u8(w, d->tx_have);
 	snap_put_u32(w, d->rx_len - d->rx_off);
 	snap_put(w, d->rx + d->rx_off, d->rx_len - d->rx_off);
+	snap_put_u8(w, d->guest_open);
+	snap_put_u8(w, (uint8_t)d->ctrl_n);
+	for (unsigned int i = 0; i < d->ctrl_n; i++) {
+		snap_put_u8(w, d->ctrl[i].len);
+		snap_put(w, d->ctrl[i].b, d->ctrl[i].len);
+	}
 	return 0;
 }
 
@@ -225,6 +374,20 @@ static int console_restore(struct virtio_dev *vd, struct snap_reader *r, struct 
 	snap_get(r, d->rx, n);
 	d->rx_off = 0;
 	d->rx_len = r->bad ? 0 : n;
+	d->guest_open = snap_get_u8(r);
+	d->ctrl_n = snap_get_u8(r);
+	if (d->ctrl_n > CONSOLE_CTRL_MAX)
+		return kal_err_set(err, EINVAL, "%u control messages exceed the cap of %d",
+				   d->ctrl_n, CONSOLE_CTRL_MAX);
+	for (unsigned int i = 0; i < d->ctrl_n; i++) {
+		d->ctrl[i].len = snap_get_u8(r);
+		if (d->ctrl[i].len > sizeof(d->ctrl[i].b))
+			return kal_err_set(err, EINVAL, "control message of %u bytes",
+					   d->ctrl[i].len);
+		snap_get(r, d->ctrl[i].b, d->ctrl[i].len);
+	}
+	if (r->bad)
+		d->ctrl_n = 0;
 	return 0;
 }
 
@@ -233,6 +396,8 @@ static void console_reset(struct virtio_dev *vd)
 	struct console_dev *d = container_of(vd, struct console_dev, vdev);
 
 	d->tx_have = false; /* the rings it pointed into are gone */
+	d->guest_open = false;
+	d->ctrl_n = 0;
 }
 
 static void console_destroy(struct virtio_dev *vd)
@@ -242,6 +407,12 @@ static void console_destroy(struct virtio_dev *vd)
 	if (d->own_out_fd >= 0)
 		close(d->own_out_fd);
 	free(d);
+}
+
+static uint64_t console_port_features(struct virtio_dev *vd)
+{
+	(void)vd;
+	return 1ull << VIRTIO_CONSOLE_F_MULTIPORT;
 }
 
 static const struct virtio_dev_ops console_ops = {
@@ -258,14 +429,30 @@ static const struct virtio_dev_ops console_ops = {
 	.destroy = console_destroy,
 };
 
-struct virtio_dev *virtio_console_create(const struct guest_mem *mem, uint64_t base, uint32_t irq,
-					 int in_fd, int out_fd, struct kal_err **err)
+static const struct virtio_dev_ops console_port_ops = {
+	.name = "console-port",
+	.device_id = VIRTIO_ID_CONSOLE,
+	.num_queues = 4,
+	.max_queue_size = VIRTIO_CONSOLE_QUEUE_SIZE,
+	.features = console_port_features,
+	.queue_notify = console_queue_notify,
+	.io_fd = console_io_fd,
+	.io_ready = console_io_ready,
+	.reset = console_reset,
+	.save = console_save,
+	.restore = console_restore,
+	.destroy = console_destroy,
+};
+
+static struct virtio_dev *console_new(const struct virtio_dev_ops *ops, const struct guest_mem *mem,
+				      uint64_t base, uint32_t irq, const char *name, int in_fd,
+				      int out_fd)
 {
 	struct console_dev *d = xzalloc(sizeof(*d));
-	struct virtio_console_config cfg = { 0 };
+	struct virtio_console_config cfg = { .max_nr_ports = 1 };
 	struct stat st;
 
-	(void)err;
+	snprintf(d->name, sizeof(d->name), "%s", name ? name : "");
 	d->in_fd = in_fd;
 	d->out_fd = out_fd;
 	d->own_out_fd = -1;
@@ -284,10 +471,28 @@ struct virtio_dev *virtio_console_create(const struct guest_mem *mem, uint64_t b
 		if (d->own_out_fd >= 0)
 			d->out_fd = d->own_out_fd;
 	}
-	virtio_dev_init(&d->vdev, &console_ops, mem, base, irq);
+	virtio_dev_init(&d->vdev, ops, mem, base, irq);
 	d->vdev.io_out_fd = d->out_fd;
 	d->vdev.io_out_queue = CONSOLE_TXQ;
 	memcpy(d->vdev.config, &cfg, sizeof(cfg));
-	d->vdev.config_size = sizeof(cfg); /* cols/rows/ports unused without SIZE/MULTIPORT */
+	d->vdev.config_size = sizeof(cfg); /* cols/rows unused without SIZE */
 	return &d->vdev;
+}
+
+struct virtio_dev *virtio_console_create(const struct guest_mem *mem, uint64_t base, uint32_t irq,
+					 int in_fd, int out_fd, struct kal_err **err)
+{
+	(void)err;
+	return console_new(&console_ops, mem, base, irq, NULL, in_fd, out_fd);
+}
+
+struct virtio_dev *virtio_console_port_create(const struct guest_mem *mem, uint64_t base,
+					      uint32_t irq, const char *name, int in_fd, int out_fd,
+					      struct kal_err **err)
+{
+	if (!name || !*name || strlen(name) >= CONSOLE_NAME_MAX)
+		return kal_err_set(err, EINVAL, "virtio-console: port name `%s`: 1 to %d bytes",
+				   name ? name : "", CONSOLE_NAME_MAX - 1),
+		       NULL;
+	return console_new(&console_port_ops, mem, base, irq, name, in_fd, out_fd);
 }

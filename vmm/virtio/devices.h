@@ -22,6 +22,14 @@
 /* Console: guest output goes to out_fd, in_fd (or -1) feeds the guest. Fds stay the caller's. */
 struct virtio_dev *virtio_console_create(const struct guest_mem *mem, uint64_t base, uint32_t irq,
 					 int in_fd, int out_fd, struct kal_err **err);
+/*
+ * MULTIPORT console with one named data port (the guest's /dev/vportNp0,
+ * sysfs name `name`, at most 31 bytes); host input is held while the guest
+ * has the port closed.
+ */
+struct virtio_dev *virtio_console_port_create(const struct guest_mem *mem, uint64_t base,
+					      uint32_t irq, const char *name, int in_fd, int out_fd,
+					      struct kal_err **err);
 /* Block device on a file; serial (up to 20 bytes) answers GET_ID. */
 struct virtio_dev *virtio_blk_create(const struct guest_mem *mem, uint64_t base, uint32_t irq,
 				     const char *path, bool read_only, const char *serial,

@@ -1,0 +1,69 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: GPL-2.0-or-later
+# The kvm engine end to end: kal's own VMM boots kal's kernel and agent on the
+# Debian image (layers on read-only virtio-blk, the agent stream on a named
+# virtio-console port), and `kal exec` runs commands in it.  On the nested build
+# machines guest kernel code is emulated (~1 µs per instruction), so this is
+# one VM and a few commands, not a suite: boot to the agent takes minutes.
+# bats test_tags=kvm
+
+load helpers
+load vm_helpers
+
+setup_file() {
+	vm_setup_file
+	[ -z "${VM_SKIP:-}" ] || return 0
+	if ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
+		export VM_SKIP="host lacks read-write /dev/kvm"
+		return 0
+	fi
+	"$KAL" load -q --name debian "$(fixture_build debian)" >/dev/null
+	# emulated kernel mode: allow the boot its minutes
+	export KAL_BOOT_TIMEOUT=480 KAL_AGENT_TIMEOUT=300
+	"$KAL" run -d --engine kvm --net none --name k debian >"$BATS_FILE_TMPDIR/run.out" 2>&1 ||
+		export KVM_RUN_FAILED=1
+}
+teardown_file() { vm_teardown_file; }
+
+setup() {
+	vm_setup
+	if [ -n "${KVM_RUN_FAILED:-}" ]; then
+		sed 's/^/# run: /' "$BATS_FILE_TMPDIR/run.out" >&3
+		sed 's/^/# console: /' "$KAL_HOME/vms/k/console.log" >&3 2>/dev/null || true
+		sed 's/^/# vmm: /' "$KAL_HOME/vms/k/vmm.log" >&3 2>/dev/null || true
+		fail "kal run --engine kvm failed"
+	fi
+}
+
+@test "kvm engine: kal exec runs a command in Debian on kal's own VMM" {
+	run_kal 0 exec k cat /etc/debian_version
+	assert_output --regexp '^12\.'
+	run_kal 3 exec k sh -c 'echo out; echo err >&2; exit 3'
+	assert_equal "$output" out
+	assert_equal "$stderr" err
+}
+
+@test "kvm engine: layers are read-only EROFS under an overlay; the agent has its own port" {
+	run_kal 0 exec k sh -c 'grep -c "^overlay / overlay .*lowerdir=/kal/layers/0," /proc/mounts; cat /sys/block/vda/serial; echo; cat /sys/block/vda/ro'
+	assert_output $'1\nkal-layer0\n1'
+	run_kal 0 exec k cat /sys/class/virtio-ports/vport0p0/name
+	assert_output kal.agent
+}
+
+@test "kvm engine: what it cannot do yet is a clear error, not a VM" {
+	run_kal 125 run -d --engine kvm --name knet debian
+	assert_equal "$stderr" "kal: engine \`kvm\`: --net user is not built yet (virtio-net with libslirp); use --net none, or --engine qemu"
+	run_kal 0 ps -a -q
+	refute_output --partial knet
+}
+
+@test "kvm engine: ps names the engine, stop ends the VMM" {
+	local spid vpid
+	run_kal 0 ps
+	assert_output --regexp 'k +.*kvm'
+	spid=$(vm_pid k)
+	vpid=$(pgrep -P "$spid" -f '__vmm')
+	[ -n "$vpid" ]
+	run_kal 0 stop k
+	assert_vm_gone k "$spid" "$vpid"
+}
