@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -161,10 +162,12 @@ static int teardown(void **state)
 	struct fix *f = *state;
 
 	vmm_chan_destroy(f->c);
-	close(f->in[0]);
-	close(f->in[1]);
-	close(f->out[0]);
-	close(f->out[1]);
+	for (int i = 0; i < 2; i++) {
+		if (f->in[i] >= 0)
+			close(f->in[i]);
+		if (f->out[i] >= 0)
+			close(f->out[i]);
+	}
 	free(f);
 	return 0;
 }
@@ -280,6 +283,32 @@ static void test_host_hostile_and_reset(void **state)
 	kal_log_set_level(KAL_LOG_WARN);
 }
 
+static void test_host_reader_gone(void **state)
+{
+	struct fix *f = *state;
+	uint8_t buf[16];
+
+	kal_log_set_level(KAL_LOG_ERROR); /* "dropping guest bytes" is expected */
+	signal(SIGPIPE, SIG_IGN);	  /* as kal's main() does */
+	close(f->out[0]);
+	f->out[0] = -1;
+	/* guest bytes are dropped, never block the guest's ring */
+	assert_int_equal(chan_ring_write(&f->tx, "to nobody", 9), 9);
+	vmm_chan_service(f->c);
+	assert_int_equal(chan_ring_avail(&f->tx), CHAN_RING_SIZE);
+	assert_false(vmm_chan_broken(f->c));
+	/* the other direction still works; then host input ends */
+	assert_int_equal(write(f->in[1], "still", 5), 5);
+	close(f->in[1]);
+	f->in[1] = -1;
+	vmm_chan_service(f->c);
+	assert_int_equal(chan_ring_read(&f->rx, buf, sizeof(buf)), 5);
+	assert_memory_equal(buf, "still", 5);
+	vmm_chan_service(f->c);
+	assert_int_equal(chan_ring_read(&f->rx, buf, sizeof(buf)), 0);
+	kal_log_set_level(KAL_LOG_WARN);
+}
+
 static void test_host_save_restore(void **state)
 {
 	struct fix *f = *state;
@@ -336,6 +365,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_host_bridge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_host_backpressure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_host_hostile_and_reset, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_host_reader_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_host_save_restore, setup, teardown),
 	};
 
