@@ -31,8 +31,9 @@ struct vmm_chan;
 /*
  * The region (zeroed, header written), the doorbell eventfds and the bell
  * pipe.  in_fd feeds the guest (ring 1), out_fd receives what the guest
- * writes (ring 0); either may be -1.  They stay the caller's; the channel
- * reads and writes them through non-blocking descriptions of its own.
+ * writes (ring 0); either may be -1 (or both the same socket).  They stay
+ * the caller's: pipes and terminals are used through non-blocking reopens of
+ * their own, a socket is switched to O_NONBLOCK (shared with the caller).
  * poll_us: after the rings go idle the I/O thread keeps polling ring 0 this
  * long (capped at VMM_CHAN_POLL_MAX_US) before it sleeps; 0 = never poll.
  */
