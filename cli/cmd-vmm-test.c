@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * kal __vmm-test-guest ELF [--blk FILE] [--pmem FILE] [--mem MIB]: boots a
- * test guest (tests/guest-bare/) on kal's own KVM VMM with a console on
- * stdin/stdout, rng, and the given disk and pmem image; the guest's debug
- * port goes to stdout too.  Exits with the guest's exit code.  Hidden: a
- * test hook for tests/bats/40-vmm-bare.bats, not a user command.
+ * kal __vmm-test-guest ELF [--blk FILE] [--pmem FILE] [--mem MIB] [--agent ring|console]:
+ * boots a test guest (tests/guest-bare/) on kal's own KVM VMM with a console
+ * on stdin/stdout, rng, and the given disk and pmem image; the guest's debug
+ * port goes to stdout too.  --agent adds the agent channel (shared-memory
+ * rings, or the plain console stream) with its host side looped back through
+ * one pipe, so every byte the guest sends comes back to it.  Exits with the
+ * guest's exit code.  Hidden: a test hook for tests/bats/40-vmm-bare.bats.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +21,7 @@
 #include "../vmm/kvm.h"
 #include "cmd.h"
 
-enum { OPT_BLK = 256, OPT_PMEM, OPT_MEM, OPT_CPUS, OPT_CMDLINE, OPT_INITRD };
+enum { OPT_BLK = 256, OPT_PMEM, OPT_MEM, OPT_CPUS, OPT_CMDLINE, OPT_INITRD, OPT_AGENT };
 
 static const struct kal_opt vmm_test_opts[] = {
 	{ .name = "blk", .arg = "FILE", .help = "attach FILE as a virtio-blk disk", .id = OPT_BLK },
@@ -39,8 +42,34 @@ static const struct kal_opt vmm_test_opts[] = {
 	  .arg = "FILE",
 	  .help = "uncompressed initramfs (PVH module 0)",
 	  .id = OPT_INITRD },
+	{ .name = "agent",
+	  .arg = "ring|console",
+	  .help = "agent channel on shared-memory rings or the console stream, echoed back",
+	  .id = OPT_AGENT },
 	{ 0 },
 };
+
+/* --agent: one pipe, host output end to host input end: the guest's bytes come back */
+static int agent_loop(struct vmm_config *cfg, const char *mode, struct kal_err **err)
+{
+	const char *poll;
+	int p[2];
+
+	if (strcmp(mode, "ring") && strcmp(mode, "console"))
+		return kal_cmd_usage_error(&kal_cmd_vmm_test_guest, err,
+					   "--agent: `%s` is neither `ring` nor `console`", mode);
+	if (cfg->agent_in >= 0)
+		return kal_cmd_usage_error(&kal_cmd_vmm_test_guest, err, "--agent given twice");
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+		return kal_err_sys(err, errno, "pipe");
+	cfg->agent_in = p[0];
+	cfg->agent_out = p[1];
+	cfg->agent_ring = strcmp(mode, "ring") == 0;
+	/* KAL_VMM_CHAN_POLL_US: the ring host's idle polling window (bench/vmm compares) */
+	poll = getenv("KAL_VMM_CHAN_POLL_US");
+	cfg->agent_poll_us = poll ? (unsigned int)strtoul(poll, NULL, 10) : 0;
+	return 0;
+}
 
 static int parse_opts(struct vmm_config *cfg, int argc, char **argv, struct kal_err **err)
 {
@@ -82,6 +111,10 @@ static int parse_opts(struct vmm_config *cfg, int argc, char **argv, struct kal_
 			break;
 		case OPT_CMDLINE:
 			cfg->cmdline = arg;
+			break;
+		case OPT_AGENT:
+			if (agent_loop(cfg, arg, err) < 0)
+				return -1;
 			break;
 		default:
 			return -1;
@@ -155,7 +188,8 @@ const struct kal_cmd kal_cmd_vmm_test_guest = {
 	.name = "__vmm-test-guest",
 	.summary = "boot a bare test guest on kal's KVM VMM (test hook)",
 	.usage =
-	    "ELF [--blk FILE] [--pmem FILE] [--mem MIB] [--cpus N] [--cmdline STR] [--initrd FILE]",
+	    "ELF [--blk FILE] [--pmem FILE] [--mem MIB] [--cpus N] [--cmdline STR] [--initrd FILE] "
+	    "[--agent ring|console]",
 	.opts = vmm_test_opts,
 	.args = KAL_ARG_FILE,
 	.flags = KAL_CMD_HIDDEN,

@@ -14,7 +14,9 @@ FUZZ_TIME ?= 30
 FUZZ_BUILD = $(BUILD)/fuzz
 FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS = -std=gnu11 -D_GNU_SOURCE -DKAL_VERSION='"$(VERSION)"' -DKAL_FUZZ=1 -I. \
-	$(PKG_CFLAGS) -g -O1 -MMD -MP $(FUZZ_SAN)
+	$(PKG_CFLAGS) -g -O1 -MMD -MP $(FUZZ_SAN) \
+	-DKAL_LIBCURL_SONAME='"$(call soname,libcurl,libcurl)"' \
+	-DKAL_LIBARCHIVE_SONAME='"$(call soname,libarchive,libarchive)"' 
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz-*.c)
 FUZZ_NAMES = $(patsubst tests/fuzz/fuzz-%.c,%,$(FUZZ_SRCS))
 FUZZ_BINS = $(patsubst %,$(FUZZ_BUILD)/fuzz-%,$(FUZZ_NAMES))

@@ -216,3 +216,26 @@ int vmm_boot_setup_pvh(const struct guest_mem *m, uint64_t ram_size, const char 
 nomem:
 	return kal_err_set(err, EINVAL, "boot data does not fit in guest RAM");
 }
+
+int vmm_boot_memmap_reserve(const struct guest_mem *m, uint64_t gpa, uint64_t size,
+			    struct kal_err **err)
+{
+	struct vmm_pvh_memmap_entry e = { .addr = gpa,
+					  .size = size,
+					  .type = VMM_PVH_MEMMAP_RESERVED };
+	struct vmm_pvh_start_info *si = guest_mem_ptr(m, VMM_BOOT_START_INFO, sizeof(*si), true);
+	void *p;
+
+	if (!si || si->magic != VMM_PVH_MAGIC)
+		return kal_err_set(err, EINVAL, "memory map: start_info not written yet");
+	if (si->memmap_entries >= VMM_BOOT_MEMMAP_MAX)
+		return kal_err_set(err, E2BIG, "memory map: more than %d entries",
+				   VMM_BOOT_MEMMAP_MAX);
+	p = guest_mem_ptr(m, VMM_BOOT_MEMMAP + (uint64_t)si->memmap_entries * sizeof(e), sizeof(e),
+			  true);
+	if (!p)
+		return kal_err_set(err, EINVAL, "boot data does not fit in guest RAM");
+	memcpy(p, &e, sizeof(e));
+	si->memmap_entries++;
+	return 0;
+}

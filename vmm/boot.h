@@ -78,5 +78,12 @@ int vmm_boot_load_initrd(const struct guest_mem *m, uint64_t ram_size, uint64_t 
  */
 int vmm_boot_setup_pvh(const struct guest_mem *m, uint64_t ram_size, const char *cmdline,
 		       uint64_t initrd_gpa, uint64_t initrd_size, struct kal_err **err);
+/*
+ * After vmm_boot_setup_pvh(): append a reserved range (not RAM) to the memory
+ * map, e.g. the agent channel's region, so nothing in the guest claims it.
+ */
+#define VMM_BOOT_MEMMAP_MAX 16
+int vmm_boot_memmap_reserve(const struct guest_mem *m, uint64_t gpa, uint64_t size,
+			    struct kal_err **err);
 
 #endif

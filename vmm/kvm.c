@@ -30,7 +30,9 @@
 #include "../lib/err.h"
 #include "../lib/log.h"
 #include "../lib/xalloc.h"
+#include "../guest/chan.h"
 #include "boot.h"
+#include "chan.h"
 #include "kvm.h"
 #include "mem.h"
 #include "mptable.h"
@@ -56,7 +58,8 @@ struct vmm_vcpu {
 /* what the I/O thread's epoll entries point at */
 struct vmm_io_src {
 	struct virtio_dev *vd;
-	int q; /* queue index, or -1: the device's host input fd, -2: the stop fd, -3: host output */
+	/* queue index, or -1: the device's host input fd, -2: the stop fd, -3: host output, -4: vm->chan */
+	int q;
 	int fd;
 	bool pollable;
 	bool added; /* -3 only: registered with epoll yet */
@@ -80,6 +83,7 @@ struct vm {
 	unsigned int nr_vcpus, nr_devs;
 	struct vmm_vcpu vcpus[VMM_MAX_VCPUS];
 	struct virtio_dev *devs[VMM_MAX_DEVS];
+	struct vmm_chan *chan; /* the agent channel's rings, or NULL */
 	struct vmm_io_src *srcs;
 	unsigned int nr_srcs;
 	pthread_t io_thread;
@@ -167,6 +171,31 @@ static void serial_set_irq(void *opaque, bool level)
 
 /* ---- exits ---- */
 
+/* Test hook, the agent channel's part: host indices and buffered bytes survive. */
+static uint8_t vm_chan_round_trip(struct vm *vm)
+{
+	struct snap_writer w = { 0 };
+	struct snap_reader r;
+	struct kal_err *err = NULL;
+	int ret;
+
+	if (!vm->chan)
+		return 0;
+	ret = vmm_chan_save(vm->chan, &w, &err);
+	if (ret == 0) {
+		vmm_chan_scribble(vm->chan);
+		r = (struct snap_reader){ .buf = w.buf, .len = w.len };
+		ret = vmm_chan_restore(vm->chan, &r, &err);
+	}
+	snap_writer_free(&w);
+	if (ret < 0) {
+		kal_warn("vmm: agent channel round trip: %s", err->msg);
+		kal_err_free(err);
+		return 1;
+	}
+	return 0;
+}
+
 /*
  * Test hook: save every device, scribble over the live transport state, and
  * restore it from the records, as a resume would.  The guest then goes on
@@ -200,7 +229,7 @@ static uint8_t vm_devices_round_trip(struct vm *vm)
 			return 1;
 		}
 	}
-	return 0;
+	return vm_chan_round_trip(vm);
 }
 
 static void vcpu_pio(struct vm *vm, struct kvm_run *run)
@@ -270,6 +299,8 @@ static void vcpu_mmio(struct vm *vm, struct kvm_run *run)
 		virtio_mmio_access(vd, a - vd->mmio_base, run->mmio.data, len, w);
 		return;
 	}
+	if (vmm_chan_mmio(vm->chan, a, run->mmio.data, len, w))
+		return;
 	if (!w)
 		memset(run->mmio.data, 0, len);
 	/* a store into a read-only slot (pmem) lands here: dropped, never reaches the file */
@@ -474,6 +505,10 @@ static void *io_thread(void *arg)
 
 			if (s->q == -2)
 				break;
+			if (s->q == -4) {
+				vmm_chan_service(vm->chan);
+				continue;
+			}
 			if (s->q == -1) {
 				io_host_fd(vm, s);
 				io_after(vm, s->vd);
@@ -789,23 +824,38 @@ static int vm_setup(struct vm *vm, const struct vmm_config *cfg, struct kal_err 
 	if (guest_mem_add(&vm->mem, 0, cfg->ram_size, vm->ram, 0) < 0)
 		return kal_err_set(err, EINVAL, "guest RAM: bad region");
 
+	/* the agent channel first: its bell pipe is the `kal.agent` port's input */
+	if (cfg->agent_ring) {
+		vm->chan = vmm_chan_create(cfg->agent_in, cfg->agent_out, cfg->agent_poll_us, err);
+		if (!vm->chan)
+			return -1;
+		cl_len += 64;
+	}
+
 	/* devices, each with a 4 KiB window and a GSI; announced on the command line */
 	for (unsigned int i = 0;; i++) {
 		uint64_t base = VMM_MMIO_BASE + VIRTIO_MMIO_SIZE * vm->nr_devs;
 		uint32_t gsi = VMM_MMIO_FIRST_GSI + vm->nr_devs;
 		struct virtio_dev *vd = NULL;
+		bool agent_port = cfg->agent_out >= 0 || vm->chan;
 		unsigned int agent_at = cfg->console_out >= 0;
-		unsigned int first_disk = agent_at + (cfg->agent_out >= 0);
+		unsigned int first_disk = agent_at + agent_port;
 		unsigned int first_pmem = first_disk + cfg->nr_disks;
 		unsigned int rng_at = first_pmem + cfg->nr_pmem;
 
 		if (i == 0 && cfg->console_out >= 0) {
 			vd = virtio_console_create(&vm->mem, base, gsi, cfg->console_in,
 						   cfg->console_out, err);
-		} else if (i == agent_at && cfg->agent_out >= 0) {
-			/* the guest agent's port: /dev/vportNp0 named kal.agent, as on qemu */
-			vd = virtio_console_port_create(&vm->mem, base, gsi, "kal.agent",
-							cfg->agent_in, cfg->agent_out, err);
+		} else if (i == agent_at && agent_port) {
+			/*
+			 * the guest agent's port: /dev/vportNp0 named kal.agent, as on
+			 * qemu; with the rings it carries only their doorbell bytes
+			 */
+			vd = vm->chan
+				 ? virtio_console_port_create(&vm->mem, base, gsi, "kal.agent",
+							      vmm_chan_bell_fd(vm->chan), -1, err)
+				 : virtio_console_port_create(&vm->mem, base, gsi, "kal.agent",
+							      cfg->agent_in, cfg->agent_out, err);
 		} else if (i >= first_disk && i < first_pmem) {
 			const struct vmm_disk *d = &cfg->disks[i - first_disk];
 
@@ -858,6 +908,15 @@ static int vm_setup(struct vm *vm, const struct vmm_config *cfg, struct kal_err 
 			vm->cmdline[at++] = ' ';
 		virtio_dev_cmdline(vm->devs[i], vm->cmdline + at, cl_len - at);
 	}
+	if (vm->chan) {
+		size_t at = strlen(vm->cmdline);
+
+		if (vmm_chan_attach(vm->chan, vm->vm_fd, slot++, err) < 0)
+			return -1;
+		if (at)
+			vm->cmdline[at++] = ' ';
+		vmm_chan_cmdline(vm->cmdline + at, cl_len - at);
+	}
 	if (vmm_boot_load_elf(&vm->mem, cfg->kernel, &vm->entry, &kernel_end, err) < 0)
 		return -1;
 	if (cfg->initrd && vmm_boot_load_initrd(&vm->mem, cfg->ram_size, kernel_end, cfg->initrd,
@@ -866,6 +925,9 @@ static int vm_setup(struct vm *vm, const struct vmm_config *cfg, struct kal_err 
 	if (vmm_boot_setup_pvh(&vm->mem, cfg->ram_size, vm->cmdline, initrd_gpa, initrd_size, err) <
 		0 ||
 	    vmm_mptable_write(&vm->mem, cfg->cpus, err) < 0)
+		return -1;
+	if (vm->chan && vmm_boot_memmap_reserve(&vm->mem, CHAN_GPA,
+						CHAN_REGION_SIZE + CHAN_DOORBELL_SIZE, err) < 0)
 		return -1;
 	for (unsigned int i = 0; i < cfg->cpus; i++)
 		if (vm_create_vcpu(vm, i, err) < 0)
@@ -935,9 +997,16 @@ static int io_start(struct vm *vm, struct kal_err **err)
 		return kal_err_sys(err, errno, "epoll_create1");
 	for (unsigned int i = 0; i < vm->nr_devs; i++)
 		n += vm->devs[i]->ops->num_queues + 2;
-	vm->srcs = xcalloc(n, sizeof(*vm->srcs));
+	vm->srcs = xcalloc(n + 1, sizeof(*vm->srcs));
 	vm->srcs[vm->nr_srcs++] = (struct vmm_io_src){ .q = -2, .fd = vm->stop_fd };
 	io_arm(vm, &vm->srcs[0], EPOLL_CTL_ADD);
+	if (vm->chan) {
+		struct vmm_io_src *s = &vm->srcs[vm->nr_srcs++];
+
+		*s = (struct vmm_io_src){ .q = -4, .fd = -1 };
+		if (vmm_chan_io_start(vm->chan, vm->epoll_fd, s, err) < 0)
+			return -1;
+	}
 	for (unsigned int i = 0; i < vm->nr_devs; i++) {
 		struct virtio_dev *vd = vm->devs[i];
 
@@ -1034,6 +1103,7 @@ void vmm_vm_destroy(struct vm *vm)
 	}
 	for (unsigned int i = 0; i < vm->nr_devs; i++)
 		virtio_dev_destroy(vm->devs[i]);
+	vmm_chan_destroy(vm->chan);
 	if (vm->ram)
 		munmap(vm->ram, vm->ram_size);
 	if (vm->ram_fd >= 0)

@@ -10,6 +10,8 @@
  *
  *   guest-physical layout
  *   [0, ram)                     RAM (memfd), boot data in the first 64 KiB (boot.h)
+ *   [0xcf000000, +64K)           agent channel rings (agent_ring; guest/chan.h), shared memfd
+ *   [0xcf010000, +4K)            agent channel doorbell page, no memslot: ioeventfds
  *   [0xd0000000, +4K*n)          virtio-mmio windows, GSI 5, 6, ...
  *   [4 GiB, ...)                 pmem windows, read-only slots, 1 GiB aligned
  *   I/O ports 0x3f8-0x3ff        COM1, transmit only (serial.h)
@@ -57,6 +59,18 @@ struct vmm_config {
 	int debug_out;	     /* host fd receiving port 0xe9 bytes, or -1 */
 	int serial_out;	     /* host fd receiving COM1 (ttyS0) output, or -1 */
 	int host_stop_fd;    /* > 0: the VM stops when this fd turns readable (a signalfd) */
+	/*
+	 * The agent stream on the shared-memory rings (guest/chan.h), bridged to
+	 * agent_in/agent_out; the `kal.agent` port then only carries the
+	 * host -> guest doorbell bytes.  false: the port carries the stream.
+	 */
+	bool agent_ring;
+	/*
+	 * With agent_ring: microseconds the I/O thread keeps polling the guest's
+	 * ring after it went idle (no doorbell exits, no wakeup for a guest that
+	 * answers quickly), at most 1000; 0: sleep at once.
+	 */
+	unsigned int agent_poll_us;
 	bool rng;
 	bool test_hooks;       /* VMM_PORT_SNAPSHOT; for the bare test guest only */
 	bool test_hold;	       /* with test_hooks: filter every thread, then keep the vCPUs out */

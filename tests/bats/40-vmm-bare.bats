@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # kal's own KVM VMM driven by the freestanding test guest (tests/guest-bare/):
 # PVH boot, virtio-mmio console/blk/pmem/rng, and hostile virtqueue chains
-# that must be refused (NEEDS_RESET) while the VMM keeps serving.
+# that must be refused (NEEDS_RESET) while the VMM keeps serving; the agent
+# channel on shared-memory rings (--agent ring, looped back on the host).
 # bats test_tags=kvm
 
 load helpers
@@ -98,6 +99,55 @@ run_guest() {
 	assert_success
 	refute_output --partial "not ok"
 	[[ $stderr == *"vmm: guest exited with code 0 after "* ]]
+}
+
+@test "bare guest: agent frames round-trip over the shared-memory rings and doorbells" {
+	run_guest "$GUEST" --blk "$DISK" --agent ring
+	assert_success
+	refute_output --partial "not ok"
+	for what in "chan: kal.channel=ring@0xcf000000 and the agent port" \
+		"chan: header magic, version 1, 16 KiB rings" \
+		"chan: region and doorbell page reserved in the memory map" \
+		"chan: frame round trip guest->host->guest over the rings" \
+		"chan: guest->host doorbell rung (the host was waiting)" \
+		"chan: host->guest doorbell byte on the agent port, then the echo" \
+		"chan: 8 more round trips" \
+		"chan: state saved and restored with a frame in flight" \
+		"chan: the in-flight frame arrives after the restore" \
+		"chan: round trip after the restore"; do
+		sed 's/^ok [0-9]* - /ok - /' <<<"$output" | grep -qxF "ok - $what" ||
+			fail "missing: ok - $what"
+	done
+	# nothing of the stream leaks onto the main console
+	refute_output --partial "ping over the rings"
+}
+
+@test "bare guest: hostile ring indices stop only the agent channel" {
+	run_guest "$GUEST" --agent ring
+	assert_success
+	refute_output --partial "not ok"
+	assert_line --regexp '^ok [0-9]+ - chan hostile: head far past tail stops the channel$'
+	assert_line --regexp '^ok [0-9]+ - chan hostile: the VMM and rng keep serving$'
+	assert_line --regexp '^ok [0-9]+ - chan: works again after a reset$'
+	assert_line --regexp '^ok [0-9]+ - chan hostile: tail beyond head stops the channel$'
+	assert_line --regexp '^ok [0-9]+ - chan: works again after a second reset$'
+	# later checks on other devices still pass
+	assert_line --regexp '^ok [0-9]+ - irq: a halted vCPU is woken by the device interrupt$'
+	[[ $stderr == *"vmm: agent channel: ring 0 (guest to host): guest head 0x80000180 is 2147483648 bytes past tail 0x180 (the ring holds 16384); channel stopped until the guest resets it"* ]]
+	[[ $stderr == *"vmm: agent channel: ring 1 (host to guest): guest tail 0x84 is not within the 16384 bytes before head 0x20; channel stopped until the guest resets it"* ]]
+	[[ $stderr == *"vmm: guest exited with code 0 after "* ]]
+}
+
+@test "bare guest: agent stream over the agent port (the qemu-engine shape)" {
+	run_guest "$GUEST" --agent console
+	assert_success
+	refute_output --partial "not ok"
+	assert_line --regexp '^ok [0-9]+ - agent port: frame echoed over the console stream$'
+}
+
+@test "__vmm-test-guest: --agent takes ring or console" {
+	run_kal 125 __vmm-test-guest "$GUEST" --agent vsock
+	assert_equal "$stderr" "kal: __vmm-test-guest: --agent: \`vsock\` is neither \`ring\` nor \`console\` (usage: kal __vmm-test-guest ELF [--blk FILE] [--pmem FILE] [--mem MIB] [--cpus N] [--cmdline STR] [--initrd FILE] [--agent ring|console])"
 }
 
 @test "__vmm-test-guest: missing kernel" {

@@ -4,10 +4,12 @@
  * paging off and %ebx = hvm_start_info (the same path a Linux vmlinux takes).
  * Builds identity page tables for 0-5 GiB with 2 MiB pages (RAM, the
  * virtio-mmio window below 4 GiB, the first pmem window at 4 GiB), enters
- * long mode and calls guest_main(start_info).
+ * long mode and calls guest_main(start_info).  The pages are user-accessible
+ * and the GDT has user segments, so enter_user() can run a benchmark at CPL3
+ * (where nested kvm_pvm runs guest code natively instead of emulating it).
  */
-#define PT_PRESENT_RW 0x3
-#define PD_LARGE 0x83 /* present, writable, 2 MiB page */
+#define PT_PRESENT_RW 0x7 /* present, writable, user */
+#define PD_LARGE 0x87 /* present, writable, user, 2 MiB page */
 #define NR_PD 5
 
 #include "pvh-note.inc"
@@ -75,12 +77,24 @@ start64:
 	out %al, $0xf4		/* guest_main never returns; if it does, fail */
 	jmp 3b
 
+	/* enter_user(fn, stack_top): iretq to fn at CPL3, IOPL 3 (port I/O allowed), IF off */
+	.globl enter_user
+enter_user:
+	pushq $0x1b		/* ss: user data | RPL 3 */
+	pushq %rsi		/* rsp */
+	pushq $0x3002		/* rflags: IOPL 3, interrupts off */
+	pushq $0x23		/* cs: user 64-bit code | RPL 3 */
+	pushq %rdi		/* rip */
+	iretq
+
 	.section .data
 	.p2align 3
 gdt:
 	.quad 0
 	.quad 0x00af9a000000ffff	/* 0x08: 64-bit code */
 	.quad 0x00cf92000000ffff	/* 0x10: data */
+	.quad 0x00cff2000000ffff	/* 0x18: user data (DPL 3) */
+	.quad 0x00affa000000ffff	/* 0x20: user 64-bit code (DPL 3) */
 gdt_end:
 gdt_desc:
 	.word gdt_end - gdt - 1

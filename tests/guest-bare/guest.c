@@ -4,11 +4,16 @@
  * device the VMM announces on the command line, then plays a hostile driver:
  * chains that loop, run past the queue, point outside RAM or into pmem,
  * overflow, or go the wrong way.  Each must be refused with NEEDS_RESET while
- * the VMM keeps serving.  Results are TAP lines on debug port 0xe9; the last
- * act is an exit code on port 0xf4 (0 = every check passed).
+ * the VMM keeps serving.  With the agent channel on the command line it
+ * round-trips frames over the shared-memory rings (the host loops them back)
+ * and breaks the rings' indices on purpose.  Results are TAP lines on debug
+ * port 0xe9; the last act is an exit code on port 0xf4 (0 = every check
+ * passed).  `kal.bench=agent` runs only a timed agent round-trip loop.
  * Kept small on purpose: on nested kvm_pvm each guest instruction costs ~1 us.
  */
 #include <stdint.h>
+
+#include "../../guest/chan.h"
 
 typedef uint8_t u8;
 typedef uint16_t u16;
@@ -99,22 +104,23 @@ static unsigned int test_nr, failed;
 void *memset(void *d, int c, unsigned long n);
 void *memcpy(void *d, const void *s, unsigned long n);
 
+/* string instructions: one emulated instruction instead of a loop of them (nested kvm_pvm) */
 void *memset(void *d, int c, unsigned long n)
 {
-	u8 *p = d;
+	void *p = d;
 
-	while (n--)
-		*p++ = (u8)c;
+	__asm__ volatile("rep stosb" : "+D"(p), "+c"(n) : "a"(c) : "memory");
 	return d;
 }
 
 void *memcpy(void *d, const void *s, unsigned long n)
 {
-	u8 *p = d;
-	const u8 *q = s;
+	void *p = d;
+	unsigned long q = n / 8, r = n % 8;
 
-	while (n--)
-		*p++ = *q++;
+	/* the emulator steps a rep per element: 8 bytes at a time, then the rest */
+	__asm__ volatile("rep movsq" : "+D"(p), "+S"(s), "+c"(q) : : "memory");
+	__asm__ volatile("rep movsb" : "+D"(p), "+S"(s), "+c"(r) : : "memory");
 	return d;
 }
 
@@ -291,12 +297,21 @@ static void vq_kick(struct dev *d, unsigned int qi, u16 head)
 	wr(d, R_QUEUE_NOTIFY, qi);
 }
 
+/*
+ * How often vq_wait() reads the status register (an exit to the VMM) while
+ * spinning: every 64 spins suits emulated CPL0 code (~1 us per instruction);
+ * native CPL3 code spins ~1000x faster and raises it (enter_user callers).
+ */
+static unsigned long status_every = 63;
+/* spins before a wait gives up: a few seconds at either speed */
+static unsigned long spin_limit = 2000000;
+
 /* Wait for the next used entry: 1 with *len, 0 on timeout, -1 when the device needs reset. */
 static int vq_wait(struct dev *d, unsigned int qi, u32 *len)
 {
 	struct vq *q = &d->q[qi];
 
-	for (unsigned long spin = 0; spin < 2000000; spin++) {
+	for (unsigned long spin = 0; spin < spin_limit; spin++) {
 		if (q->used[1] != q->used_seen) {
 			volatile u32 *e =
 			    (volatile u32 *)(q->used + 2) + 2 * (q->used_seen % QSIZE);
@@ -306,7 +321,7 @@ static int vq_wait(struct dev *d, unsigned int qi, u32 *len)
 			q->used_seen++;
 			return 1;
 		}
-		if ((spin & 63) == 63 && (rd(d, R_STATUS) & S_NEEDS_RESET))
+		if ((spin & status_every) == status_every && (rd(d, R_STATUS) & S_NEEDS_RESET))
 			return -1;
 		__asm__ volatile("pause");
 	}
@@ -368,13 +383,26 @@ static u64 parse_num(const char **s)
 	return v;
 }
 
+static u64 chan_gpa;	/* kal.channel=ring@GPA, or 0 */
+static int bench_agent; /* kal.bench=agent or kal.bench=agent-user */
+static int bench_user;	/* ...-user: the benchmark runs at CPL3 */
+
 /* virtio_mmio.device=4K@0xd0000000:5 entries, as the kernel would parse them */
 static void parse_cmdline(const char *s)
 {
 	static const char key[] = "virtio_mmio.device=";
+	static const char chan_key[] = CHAN_CMDLINE_KEY;
+	static const char bench_key[] = "kal.bench=agent";
 
 	while (*s) {
-		if (memeq(s, key, sizeof(key) - 1) && nr_devs < MAX_DEVS) {
+		if (memeq(s, chan_key, sizeof(chan_key) - 1)) {
+			s += sizeof(chan_key) - 1;
+			chan_gpa = parse_num(&s);
+		} else if (memeq(s, bench_key, sizeof(bench_key) - 1)) {
+			s += sizeof(bench_key) - 1;
+			bench_agent = 1;
+			bench_user = memeq(s, "-user", 5);
+		} else if (memeq(s, key, sizeof(key) - 1) && nr_devs < MAX_DEVS) {
 			struct dev *d = &devs[nr_devs];
 
 			s += sizeof(key) - 1;
@@ -613,6 +641,321 @@ static void test_hostile(struct dev *rng, struct dev *pmem)
 	ok(dev_init(rng) && vq_in(rng, 0, bufs[2], 16) == 16, "hostile: rng serves after all that");
 }
 
+/* ---- the agent channel: shared-memory rings (guest/chan.h) ---- */
+
+#define FRAME_LEN 32
+
+static struct dev *agent; /* the second console: ring doorbells, or the stream itself */
+static struct chan_ring ctx, crx;
+static u32 kicks, bells;
+static u8 bell_buf[64], frame[FRAME_LEN], back[FRAME_LEN];
+
+static inline u64 rdtsc(void)
+{
+	u32 lo, hi;
+
+	__asm__ volatile("lfence; rdtsc" : "=a"(lo), "=d"(hi));
+	return ((u64)hi << 32) | lo;
+}
+
+static volatile struct chan_hdr *chan_hdr(void)
+{
+	return (volatile struct chan_hdr *)(unsigned long)chan_gpa;
+}
+
+static void chan_doorbell(u32 off)
+{
+	*(volatile u32 *)(unsigned long)(CHAN_DOORBELL_GPA + off) = 1;
+}
+
+/*
+ * The bell's receive buffer on the agent port: a host byte there = look
+ * at the rings.  Posted lazily, just before a sleep, so the notify it costs
+ * overlaps the host's work instead of delaying the bytes that woke us.
+ */
+static int bell_posted;
+
+static void bell_post(void)
+{
+	if (bell_posted)
+		return;
+	set_desc(&agent->q[0], 0, bell_buf, sizeof(bell_buf), D_WRITE, 0);
+	vq_kick(agent, 0, 0);
+	bell_posted = 1;
+}
+
+static void chan_views(void)
+{
+	chan_rings_init((void *)(unsigned long)chan_gpa, 0, &ctx, &crx);
+}
+
+static int chan_send(const void *p, u32 len)
+{
+	if (chan_ring_write(&ctx, p, len) != (long)len)
+		return 0;
+	if (chan_ring_wake_peer(&ctx)) {
+		chan_doorbell(CHAN_DOORBELL_KICK);
+		kicks++;
+	}
+	return 1;
+}
+
+enum { RECV_SLEEP, RECV_SPIN, RECV_SPIN_THEN_SLEEP };
+#define RECV_SPIN_CYCLES 40000 /* ~20 us: a quick answer is caught without the bell */
+
+/* Exactly len bytes: spin on the ring, sleep until the host's bell byte, or spin a little first. */
+static int chan_recv(void *p, u32 len, int poll)
+{
+	u32 got = 0, blen;
+	u64 t0 = poll == RECV_SPIN_THEN_SLEEP ? rdtsc() : 0;
+
+	for (unsigned long spin = 0; spin < spin_limit && got < len; spin++) {
+		long n = chan_ring_read(&crx, (u8 *)p + got, len - got);
+
+		if (n < 0)
+			return 0;
+		if (n > 0) {
+			got += (u32)n;
+			if (chan_ring_wake_peer(&crx))
+				chan_doorbell(CHAN_DOORBELL_KICK);
+			continue;
+		}
+		if (poll == RECV_SPIN ||
+		    (poll == RECV_SPIN_THEN_SLEEP && rdtsc() - t0 < RECV_SPIN_CYCLES))
+			continue;
+		bell_post();
+		if (!chan_ring_sleep_ok(&crx))
+			continue;
+		if (vq_wait(agent, 0, &blen) != 1)
+			return 0;
+		bells++;
+		bell_posted = 0;
+	}
+	return got == len;
+}
+
+/* A guest/proto.h-shaped frame: u32 length, u16 type, u16 flags, u32 session, payload. */
+static void frame_make(u32 seq)
+{
+	static const char payload[] = "ping over the rings!";
+
+	memset(frame, 0, sizeof(frame));
+	frame[0] = FRAME_LEN - 12;
+	frame[4] = 2; /* a PING */
+	frame[8] = (u8)seq;
+	frame[9] = (u8)(seq >> 8);
+	memcpy(frame + 12, payload, FRAME_LEN - 12);
+}
+
+/* The timed loop's trip: the frame is built once, only its session id changes. */
+static int chan_bench_trip(u32 seq, int poll)
+{
+	frame[8] = (u8)seq;
+	return chan_send(frame, FRAME_LEN) && chan_recv(back, FRAME_LEN, poll) &&
+	       back[8] == (u8)seq;
+}
+
+static int chan_round_trip(u32 seq, int poll)
+{
+	frame_make(seq);
+	memset(back, 0, sizeof(back));
+	return chan_send(frame, FRAME_LEN) && chan_recv(back, FRAME_LEN, poll) &&
+	       memeq(frame, back, FRAME_LEN);
+}
+
+static int chan_wait_status(u32 want)
+{
+	for (unsigned long spin = 0; spin < 200000; spin++) {
+		if (chan_hdr()->status == want)
+			return 1;
+		__asm__ volatile("pause");
+	}
+	return 0;
+}
+
+/* RESET, then fresh views: both rings start over at index 0. */
+static int chan_reset(void)
+{
+	chan_doorbell(CHAN_DOORBELL_RESET);
+	if (!chan_wait_status(CHAN_STATUS_OK))
+		return 0;
+	/* the host zeroes the indices before it clears status: ours start over too */
+	chan_views();
+	return 1;
+}
+
+/* The region and the doorbell page are a reserved (type 2) entry of the PVH memory map. */
+static int chan_reserved(const struct start_info *si)
+{
+	const struct {
+		u64 addr, size;
+		u32 type, reserved;
+	} *e = (const void *)(unsigned long)si->memmap;
+
+	for (u32 i = 0; i < si->memmap_entries; i++)
+		if (e[i].type == 2 && e[i].addr <= chan_gpa &&
+		    e[i].addr + e[i].size >= CHAN_DOORBELL_GPA + CHAN_DOORBELL_SIZE)
+			return 1;
+	return 0;
+}
+
+static void test_chan(struct dev *rng, const struct start_info *si)
+{
+	u32 blen, k0;
+	int r;
+
+	ok(chan_gpa == CHAN_GPA && agent, "chan: kal.channel=ring@0xcf000000 and the agent port");
+	if (chan_gpa != CHAN_GPA || !agent)
+		return;
+	ok(chan_hdr_ok((void *)(unsigned long)chan_gpa) && chan_hdr()->status == CHAN_STATUS_OK,
+	   "chan: header magic, version 1, 16 KiB rings");
+	ok(chan_reserved(si), "chan: region and doorbell page reserved in the memory map");
+	chan_views();
+	bell_post();
+
+	k0 = kicks;
+	ok(chan_round_trip(1, RECV_SLEEP),
+	   "chan: frame round trip guest->host->guest over the rings");
+	ok(kicks > k0, "chan: guest->host doorbell rung (the host was waiting)");
+
+	/* sleep first, deterministically: the host must ring the bell */
+	bell_post();
+	ok(chan_ring_sleep_ok(&crx), "chan: receive ring empty, waiting announced");
+	frame_make(2);
+	r = chan_send(frame, FRAME_LEN) && vq_wait(agent, 0, &blen) == 1;
+	bells += r;
+	bell_posted = 0;
+	bell_post();
+	ok(r && chan_recv(back, FRAME_LEN, RECV_SPIN) && memeq(frame, back, FRAME_LEN),
+	   "chan: host->guest doorbell byte on the agent port, then the echo");
+
+	for (u32 i = 0; i < 8; i++)
+		r = chan_round_trip(100 + i, RECV_SLEEP) && (i == 0 || r);
+	ok(r, "chan: 8 more round trips");
+
+	/* a frame in flight through save, scribble, restore */
+	frame_make(3);
+	r = chan_send(frame, FRAME_LEN);
+	outb(PORT_SNAPSHOT, 1);
+	ok(r && inb(PORT_SNAPSHOT) == 0, "chan: state saved and restored with a frame in flight");
+	ok(chan_recv(back, FRAME_LEN, RECV_SLEEP) && memeq(frame, back, FRAME_LEN),
+	   "chan: the in-flight frame arrives after the restore");
+	ok(chan_round_trip(4, RECV_SLEEP), "chan: round trip after the restore");
+
+	/* hostile: a head far past the tail */
+	__atomic_store_n(&ctx.ctl->head, ctx.pos + 0x80000000u, __ATOMIC_RELEASE);
+	chan_doorbell(CHAN_DOORBELL_KICK);
+	ok(chan_wait_status(CHAN_STATUS_BROKEN),
+	   "chan hostile: head far past tail stops the channel");
+	ok(vq_in(rng, 0, bufs[2], 16) == 16, "chan hostile: the VMM and rng keep serving");
+	ok(chan_reset() && chan_round_trip(5, RECV_SLEEP), "chan: works again after a reset");
+
+	/* hostile: our tail beyond the host's head; the host sees it when it echoes */
+	__atomic_store_n(&crx.ctl->tail, crx.pos + 100, __ATOMIC_RELEASE);
+	frame_make(6);
+	chan_send(frame, FRAME_LEN);
+	chan_doorbell(CHAN_DOORBELL_KICK);
+	ok(chan_wait_status(CHAN_STATUS_BROKEN),
+	   "chan hostile: tail beyond head stops the channel");
+	ok(chan_reset() && chan_round_trip(7, RECV_SLEEP),
+	   "chan: works again after a second reset");
+	puts_dbg("# chan: ");
+	put_dec(kicks);
+	puts_dbg(" kicks, ");
+	put_dec(bells);
+	puts_dbg(" bells\n");
+}
+
+/* The agent stream on the agent port itself (--agent console): send, wait for the echo. */
+static int stream_trip(u32 seq)
+{
+	u32 len, got = 0;
+
+	frame[8] = (u8)seq;
+	set_desc(&agent->q[0], 0, back, FRAME_LEN, D_WRITE, 0);
+	vq_kick(agent, 0, 0);
+	set_desc(&agent->q[1], 0, frame, FRAME_LEN, 0, 0);
+	vq_kick(agent, 1, 0);
+	if (vq_wait(agent, 1, &len) != 1)
+		return 0;
+	while (got < FRAME_LEN) {
+		if (vq_wait(agent, 0, &len) != 1)
+			return 0;
+		got += len;
+		if (got < FRAME_LEN) {
+			set_desc(&agent->q[0], 0, back + got, FRAME_LEN - got, D_WRITE, 0);
+			vq_kick(agent, 0, 0);
+		}
+	}
+	return back[8] == (u8)seq;
+}
+
+static int stream_round_trip(u32 seq)
+{
+	frame_make(seq);
+	memset(back, 0, sizeof(back));
+	return stream_trip(seq) && memeq(frame, back, FRAME_LEN);
+}
+
+/* kal.bench=agent: N timed round trips on whatever the agent channel is; cycles per trip */
+static void bench_report(const char *what, u64 t0, u32 n, int good)
+{
+	u64 dt = rdtsc() - t0;
+
+	puts_dbg("# bench agent ");
+	puts_dbg(what);
+	puts_dbg(": ");
+	put_dec(good ? dt / n : 0);
+	puts_dbg(" cycles per round trip of a ");
+	put_dec(FRAME_LEN);
+	puts_dbg("-byte frame\n");
+}
+
+#define BENCH_TRIPS 200
+
+void enter_user(void (*fn)(void), void *stack_top) __attribute__((noreturn));
+static u8 user_stack[16384] __attribute__((aligned(16)));
+
+static void bench_run(void)
+{
+	int good = 1;
+	u64 t0;
+
+	puts_dbg(bench_user ? "# bench agent at CPL3\n" : "# bench agent at CPL0\n");
+	if (!agent) {
+		puts_dbg("Bail out! no agent port\n");
+		guest_exit(2);
+	}
+	dev_init(agent);
+	frame_make(0);
+	if (chan_gpa) {
+		chan_views();
+		bell_post();
+		for (u32 i = 0; i < 4; i++) /* warm up */
+			good &= chan_bench_trip(i, RECV_SLEEP);
+		t0 = rdtsc();
+		for (u32 i = 0; i < BENCH_TRIPS; i++)
+			good &= chan_bench_trip(i, RECV_SLEEP);
+		bench_report("ring", t0, BENCH_TRIPS, good);
+		t0 = rdtsc();
+		for (u32 i = 0; i < BENCH_TRIPS; i++)
+			good &= chan_bench_trip(i, RECV_SPIN_THEN_SLEEP);
+		bench_report("ring-adaptive", t0, BENCH_TRIPS, good);
+		t0 = rdtsc();
+		for (u32 i = 0; i < BENCH_TRIPS; i++)
+			good &= chan_bench_trip(i, RECV_SPIN);
+		bench_report("ring-poll", t0, BENCH_TRIPS, good);
+	} else {
+		for (u32 i = 0; i < 4; i++)
+			good &= stream_trip(i);
+		t0 = rdtsc();
+		for (u32 i = 0; i < BENCH_TRIPS; i++)
+			good &= stream_trip(i);
+		bench_report("console", t0, BENCH_TRIPS, good);
+	}
+	guest_exit(good ? 0 : 1);
+}
+
 /* ---- interrupts: IDT, LAPIC, IOAPIC (the in-kernel irqchip's) ---- */
 
 #define LAPIC	   0xfee00000ul
@@ -778,6 +1121,16 @@ void guest_main(struct start_info *si)
 	test_serial();
 	parse_cmdline((const char *)(unsigned long)si->cmdline);
 	con = find(ID_CONSOLE);
+	for (unsigned int i = 0; i < nr_devs; i++)
+		if (devs[i].id == ID_CONSOLE && &devs[i] != con)
+			agent = &devs[i];
+	if (bench_agent && bench_user) {
+		status_every = 0xffff;
+		spin_limit = 1000000000;
+		enter_user(bench_run, user_stack + sizeof(user_stack));
+	}
+	if (bench_agent)
+		bench_run();
 	blk = find(ID_BLK);
 	pmem = find(ID_PMEM);
 	rng = find(ID_RNG);
@@ -809,6 +1162,13 @@ void guest_main(struct start_info *si)
 	if (rng) {
 		test_rng(rng);
 		test_hostile(rng, pmem);
+	}
+	if (rng && (chan_gpa || agent)) {
+		if (chan_gpa)
+			test_chan(rng, si);
+		else
+			ok(stream_round_trip(1),
+			   "agent port: frame echoed over the console stream");
 	}
 	if (rng)
 		test_interrupts(rng, con);

@@ -209,6 +209,24 @@ static void test_setup_pvh(void **state)
 	assert_int_equal(map[1].addr, 0x100000);
 	assert_int_equal(map[1].size, RAM - 0x100000);
 	assert_int_equal(map[1].type, 1);
+	/* a reserved range appended (the agent channel's region) */
+	assert_int_equal(vmm_boot_memmap_reserve(&mem, 0xcf000000, 0x11000, &err), 0);
+	memcpy(&si, ram + VMM_BOOT_START_INFO, sizeof(si));
+	assert_int_equal(si.memmap_entries, 3);
+	{
+		struct vmm_pvh_memmap_entry r;
+
+		memcpy(&r, ram + VMM_BOOT_MEMMAP + 2 * sizeof(r), sizeof(r));
+		assert_int_equal(r.addr, 0xcf000000);
+		assert_int_equal(r.size, 0x11000);
+		assert_int_equal(r.type, VMM_PVH_MEMMAP_RESERVED);
+	}
+	for (int i = 3; i < VMM_BOOT_MEMMAP_MAX; i++)
+		assert_int_equal(vmm_boot_memmap_reserve(&mem, 0xd0000000, 4096, &err), 0);
+	assert_int_equal(vmm_boot_memmap_reserve(&mem, 0xd0000000, 4096, &err), -1);
+	assert_string_equal(err->msg, "memory map: more than 16 entries");
+	kal_err_free(err);
+	err = NULL;
 	memset(big, 'a', sizeof(big) - 1);
 	big[sizeof(big) - 1] = 0;
 	assert_int_equal(vmm_boot_setup_pvh(&mem, RAM, big, 0, 0, &err), -1);
