@@ -2,7 +2,8 @@
 /*
  * kal __vmm: the process of one VM on kal's own VMM (vmm/kvm.c), started by
  * the `kvm` engine (vmm/kvm-engine.c) through a re-exec of kal.  Fd 3 is the
- * agent stream (a socket; the guest's virtio-console port `kal.agent`), fd 4 receives the serial
+ * agent stream (a socket; in the guest the `kal.agent` port, or with
+ * --agent-ring the shared-memory rings), fd 4 receives the serial
  * console; SIGTERM, SIGINT or SIGHUP stop the VM.  The last stderr line says
  * how the VM ended; the exit status is 0 when the guest shut down or was
  * stopped, 1 when the VMM failed.  Hidden: not a user command.
@@ -28,7 +29,9 @@ enum {
 	OPT_CPUS,
 	OPT_PMEM,
 	OPT_DISK,
-	OPT_DISK_RO
+	OPT_DISK_RO,
+	OPT_AGENT_RING,
+	OPT_HUGEPAGES
 };
 
 static const struct kal_opt vmm_opts[] = {
@@ -42,6 +45,11 @@ static const struct kal_opt vmm_opts[] = {
 	  .arg = "SERIAL=FILE",
 	  .help = "read-write virtio-blk disk",
 	  .id = OPT_DISK },
+	{ .name = "agent-ring",
+	  .help =
+	      "carry the agent stream on shared-memory rings (guest/chan.h); the port only rings",
+	  .id = OPT_AGENT_RING },
+	{ .name = "hugepages", .help = "guest RAM on 2 MiB huge pages", .id = OPT_HUGEPAGES },
 	{ .name = "disk-ro",
 	  .arg = "SERIAL=FILE",
 	  .help = "read-only virtio-blk disk",
@@ -94,6 +102,12 @@ static int vmm_parse(struct vmm_config *cfg, int argc, char **argv, struct kal_e
 				return kal_cmd_usage_error(&kal_cmd_vmm, err,
 							   "at most %d pmem layers", VMM_MAX_PMEM);
 			cfg->pmem[cfg->nr_pmem++] = arg;
+			break;
+		case OPT_AGENT_RING:
+			cfg->agent_ring = true;
+			break;
+		case OPT_HUGEPAGES:
+			cfg->hugepages = true;
 			break;
 		case OPT_DISK:
 		case OPT_DISK_RO:
@@ -198,7 +212,8 @@ const struct kal_cmd kal_cmd_vmm = {
 	.name = "__vmm",
 	.summary = "run one VM on kal's own VMM (started by the kvm engine)",
 	.usage = "--kernel FILE [--initrd FILE] [--cmdline STR] [--mem MIB] [--cpus N] "
-		 "[--pmem FILE]... [--disk SERIAL=FILE]... [--disk-ro SERIAL=FILE]...",
+		 "[--agent-ring] [--hugepages] [--pmem FILE]... [--disk SERIAL=FILE]... [--disk-ro "
+		 "SERIAL=FILE]...",
 	.opts = vmm_opts,
 	.flags = KAL_CMD_HIDDEN,
 	.exec = vmm_exec,

@@ -32,6 +32,21 @@ int agent_setup_system(void);
 /* find and open the kal.agent virtio-serial port; -1 (logged) if absent */
 int agent_channel_open(void);
 
+/*
+ * ring.c: the kvm engine's shared-memory channel (guest/chan.h).  open maps
+ * the rings at gpa from /dev/mem; bell_fd is the agent port, which then only
+ * carries the host's doorbell bytes.  read/write move bytes (-EAGAIN: none
+ * now, -EPROTO: the ring broke and was reset).  prepare_sleep tells the host
+ * what we wait for: false when there is work now (do not sleep), true when
+ * poll on bell_fd may block.
+ */
+int agent_ring_open(uint64_t gpa, int bell_fd);
+bool agent_ring_active(void);
+long agent_ring_read(void *buf, size_t len);
+long agent_ring_write(const void *buf, size_t len);
+bool agent_ring_prepare_sleep(bool want_in, bool want_out);
+void agent_ring_drain_bell(void); /* after poll said bell_fd is readable */
+
 /* serve.c: never returns in PID 1 mode; returns the exit code in test mode */
 int agent_serve(const struct agent_opts *o);
 

@@ -584,24 +584,38 @@ void kal_proto_reader_consume(struct kal_proto_reader *r)
 	r->have -= n;
 }
 
-int kal_proto_reader_fill(struct kal_proto_reader *r, int fd)
+static long reader_read_fd(void *ctx, void *buf, size_t len)
+{
+	ssize_t n;
+
+	do
+		n = read(*(int *)ctx, buf, len);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
+int kal_proto_reader_fill_from(struct kal_proto_reader *r,
+			       long (*rd)(void *ctx, void *buf, size_t len), void *ctx)
 {
 	struct kal_frame_hdr h;
 	const uint8_t *p;
-	ssize_t n;
+	long n;
 	int rc;
 
 	rc = kal_proto_reader_frame(r, &h, &p);
 	if (rc != 0)
 		return rc;
 	/* no complete frame yet, so there is room: a frame never exceeds the buffer */
-	do
-		n = read(fd, r->buf + r->have, sizeof(r->buf) - r->have);
-	while (n < 0 && errno == EINTR);
+	n = rd(ctx, r->buf + r->have, sizeof(r->buf) - r->have);
 	if (n < 0)
-		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+		return n == -EAGAIN || n == -EWOULDBLOCK ? 0 : (int)n;
 	if (n == 0)
 		return -EPIPE;
 	r->have += (size_t)n;
 	return kal_proto_reader_frame(r, &h, &p);
+}
+
+int kal_proto_reader_fill(struct kal_proto_reader *r, int fd)
+{
+	return kal_proto_reader_fill_from(r, reader_read_fd, &fd);
 }

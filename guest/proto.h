@@ -296,6 +296,9 @@ struct kal_proto_reader {
  * frame), -EPIPE at EOF, -EMSGSIZE/-EPROTO for a malformed header, or -errno.
  */
 int kal_proto_reader_fill(struct kal_proto_reader *r, int fd);
+/* The same from any source: rd returns bytes read, 0 at EOF, or -errno (-EAGAIN: none now). */
+int kal_proto_reader_fill_from(struct kal_proto_reader *r,
+			       long (*rd)(void *ctx, void *buf, size_t len), void *ctx);
 /*
  * Is a complete frame buffered?  1 (hdr/payload filled), 0 (not yet), or the
  * header's negative errno.  kal_proto_reader_consume drops that frame.

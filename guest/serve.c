@@ -881,16 +881,25 @@ static void handle_signals(void)
 
 static void chan_flush(void)
 {
-	ssize_t n;
+	long n;
 
 	while (A.out.len) {
-		n = write(A.fd, A.out.d + A.out.head, A.out.len);
-		if (n < 0 && errno == EINTR)
+		if (agent_ring_active()) {
+			n = agent_ring_write(A.out.d + A.out.head, A.out.len);
+			if (n == -EPROTO) {
+				chan_reset("the guest->host ring broke");
+				return;
+			}
+		} else {
+			n = write(A.fd, A.out.d + A.out.head, A.out.len);
+			n = n < 0 ? -errno : n;
+		}
+		if (n == -EINTR)
 			continue;
-		if (n < 0 && errno == EAGAIN)
+		if (n == -EAGAIN)
 			return;
 		if (n <= 0) {
-			agent_log("channel write: %s", n < 0 ? strerror(errno) : "short write");
+			agent_log("channel write: %s", n < 0 ? strerror((int)-n) : "short write");
 			chan_down();
 			return;
 		}
@@ -898,9 +907,22 @@ static void chan_flush(void)
 	}
 }
 
+static long chan_ring_source(void *ctx, void *buf, size_t len)
+{
+	(void)ctx;
+	return agent_ring_read(buf, len);
+}
+
 static void chan_read(void)
 {
-	int rc = kal_proto_reader_fill(&A.rd, A.fd);
+	int rc = agent_ring_active() ? kal_proto_reader_fill_from(&A.rd, chan_ring_source, NULL)
+				     : kal_proto_reader_fill(&A.rd, A.fd);
+
+	if (rc == -EPROTO && agent_ring_active()) {
+		/* the host->guest ring broke and was reset: frames in flight are lost */
+		chan_reset("the host->guest ring broke");
+		return;
+	}
 
 	if (rc == -EPIPE || rc == -ECONNRESET) {
 		/* host side closed (virtio-serial: no host connected; a socket peer
@@ -961,9 +983,16 @@ int agent_serve(const struct agent_opts *o)
 			struct kal_frame_hdr h;
 			const uint8_t *p;
 
-			pfd[n] = (struct pollfd){
-				.fd = A.fd, .events = (in ? POLLIN : 0) | (A.out.len ? POLLOUT : 0)
-			};
+			if (agent_ring_active()) {
+				/* the port only rings the doorbell; tell the host what we wait for */
+				pfd[n] = (struct pollfd){ .fd = A.fd, .events = POLLIN };
+				if (!agent_ring_prepare_sleep(in, A.out.len != 0))
+					busy = true;
+			} else {
+				pfd[n] = (struct pollfd){ .fd = A.fd,
+							  .events = (in ? POLLIN : 0) |
+								    (A.out.len ? POLLOUT : 0) };
+			}
 			pss[n++] = NULL;
 			if (in && kal_proto_reader_frame(&A.rd, &h, &p) != 0)
 				busy = true; /* frames left over from an earlier round */
@@ -1013,7 +1042,11 @@ int agent_serve(const struct agent_opts *o)
 
 		if (pfd[0].revents)
 			handle_signals();
-		if (A.up && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
+		if (A.up && agent_ring_active()) {
+			if (pfd[1].revents & POLLIN)
+				agent_ring_drain_bell();
+			chan_read(); /* cheap: one look at the ring's index */
+		} else if (A.up && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
 			chan_read();
 		else if (A.up)
 			chan_process();

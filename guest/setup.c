@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "chan.h"
 
 #define NEWROOT	   "/newroot"
 #define MAX_LAYERS 128
@@ -35,6 +36,7 @@ static struct {
 	char upper[64];
 	char hostname[64];
 	bool net_user;
+	uint64_t ring_gpa; /* kal.channel=ring@GPA: the stream runs on shared rings */
 } cfg = { .upper = "", .hostname = "kal" };
 
 static long long now_ms(void)
@@ -96,6 +98,8 @@ static void parse_cmdline(void)
 			snprintf(cfg.hostname, sizeof(cfg.hostname), "%s", tok + 13);
 		} else if (!strcmp(tok, "kal.net=user")) {
 			cfg.net_user = true;
+		} else if (!strncmp(tok, CHAN_CMDLINE_KEY, strlen(CHAN_CMDLINE_KEY))) {
+			cfg.ring_gpa = strtoull(tok + strlen(CHAN_CMDLINE_KEY), NULL, 16);
 		}
 	}
 }
@@ -387,6 +391,11 @@ int agent_channel_open(void)
 			fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
 			if (fd < 0)
 				agent_log("open `%s`: %s", path, strerror(errno));
+			/* with the rings the port only carries the host's doorbell bytes */
+			if (fd >= 0 && cfg.ring_gpa && agent_ring_open(cfg.ring_gpa, fd) < 0) {
+				close(fd);
+				return -1;
+			}
 			return fd;
 		}
 		if (d)

@@ -4,10 +4,11 @@
  * re-executed as `kal __vmm` (cli/cmd-vmm.c), so a VMM crash or seccomp kill
  * never takes the supervisor down.  Layers are read-only virtio-blk disks
  * (FIXME(issue 4): virtio-pmem with DAX once Linux binds nd_pmem to kal's
- * pmem device; docs/vmm.md "pmem"), the upper disk a read-write one, the agent stream a virtio-console
- * port named `kal.agent` (as QEMU's virtio-serial on the qemu engine) over a
- * socketpair, the serial console a second socketpair.  Stop is SIGTERM (the VMM ends the VM), SIGKILL after the
- * timeout; the VMM dies with the supervisor (PR_SET_PDEATHSIG).
+ * pmem device; docs/vmm.md), the upper disk a read-write one.  The agent
+ * stream (a socketpair here) runs on the shared-memory rings (guest/chan.h),
+ * with the virtio-console port `kal.agent` as their doorbell; the serial
+ * console is a second socketpair.  Stop is SIGTERM (the VMM ends the VM),
+ * SIGKILL after the timeout; the VMM dies with the supervisor.
  *
  * On hosts whose KVM emulates guest kernel mode (the nested build machines,
  * reference/nested-kvm.md) the engine adds the guest kernel's workarounds:
@@ -107,6 +108,10 @@ static int kvm_build_argv(struct machine_argv *a, const struct machine_config *c
 	machine_arg(a, "%s", cmdline);
 	machine_arg(a, "--mem");
 	machine_arg(a, "%u", cfg->memory_mib);
+	/* the agent stream on the shared-memory rings, the port only rings their doorbell */
+	machine_arg(a, "--agent-ring");
+	if (cfg->hugepages)
+		machine_arg(a, "--hugepages");
 	machine_arg(a, "--cpus");
 	machine_arg(a, "%u", cfg->vcpus ? cfg->vcpus : 1);
 	for (size_t i = 0; i < cfg->n_layers; i++) {

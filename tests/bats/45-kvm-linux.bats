@@ -1,8 +1,9 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: GPL-2.0-or-later
 # The kvm engine end to end: kal's own VMM boots kal's kernel and agent on the
-# Debian image (layers on read-only virtio-blk, the agent stream on a named
-# virtio-console port), and `kal exec` runs commands in it.  On the nested build
+# Debian image (layers on read-only virtio-blk, the agent stream on the
+# shared-memory rings with the `kal.agent` port as their doorbell), and `kal
+# exec` runs commands in it.  On the nested build
 # machines guest kernel code is emulated (~1 µs per instruction), so this is
 # one VM and a few commands, not a suite: boot to the agent takes minutes.
 # bats test_tags=kvm
@@ -50,6 +51,15 @@ setup() {
 	assert_output kal.agent
 }
 
+@test "kvm engine: the agent stream runs on the shared-memory rings; 256 KiB of stdin arrive intact" {
+	run_kal 0 exec k cat /proc/cmdline
+	assert_output --partial 'kal.channel=ring@0xcf000000'
+	head -c 262144 /dev/urandom >"$BATS_TEST_TMPDIR/blob"
+	want=$(sha256sum <"$BATS_TEST_TMPDIR/blob" | cut -d' ' -f1)
+	run_kal 0 exec -i k sha256sum <"$BATS_TEST_TMPDIR/blob"
+	assert_output "$want  -"
+}
+
 @test "kvm engine: what it cannot do yet is a clear error, not a VM" {
 	run_kal 125 run -d --engine kvm --name knet debian
 	assert_equal "$stderr" "kal: engine \`kvm\`: --net user is not built yet (virtio-net with libslirp); use --net none, or --engine qemu"
@@ -62,8 +72,8 @@ setup() {
 	run_kal 0 ps
 	assert_output --regexp 'k +.*kvm'
 	spid=$(vm_pid k)
-	vpid=$(pgrep -P "$spid" -f '__vmm')
-	[ -n "$vpid" ]
+	vpid=$(vm_engine_pid k)
+	grep -q __vmm "/proc/$vpid/cmdline"
 	run_kal 0 stop k
 	assert_vm_gone k "$spid" "$vpid"
 }
