@@ -30,7 +30,8 @@ enum {
 	OPT_PMEM,
 	OPT_DISK,
 	OPT_DISK_RO,
-	OPT_AGENT_RING
+	OPT_AGENT_RING,
+	OPT_HUGEPAGES
 };
 
 static const struct kal_opt vmm_opts[] = {
@@ -48,6 +49,7 @@ static const struct kal_opt vmm_opts[] = {
 	  .help =
 	      "carry the agent stream on shared-memory rings (guest/chan.h); the port only rings",
 	  .id = OPT_AGENT_RING },
+	{ .name = "hugepages", .help = "guest RAM on 2 MiB huge pages", .id = OPT_HUGEPAGES },
 	{ .name = "disk-ro",
 	  .arg = "SERIAL=FILE",
 	  .help = "read-only virtio-blk disk",
@@ -103,6 +105,9 @@ static int vmm_parse(struct vmm_config *cfg, int argc, char **argv, struct kal_e
 			break;
 		case OPT_AGENT_RING:
 			cfg->agent_ring = true;
+			break;
+		case OPT_HUGEPAGES:
+			cfg->hugepages = true;
 			break;
 		case OPT_DISK:
 		case OPT_DISK_RO:
@@ -206,9 +211,9 @@ static int vmm_exec(struct kal_ctx *ctx, int argc, char **argv, struct kal_err *
 const struct kal_cmd kal_cmd_vmm = {
 	.name = "__vmm",
 	.summary = "run one VM on kal's own VMM (started by the kvm engine)",
-	.usage =
-	    "--kernel FILE [--initrd FILE] [--cmdline STR] [--mem MIB] [--cpus N] "
-	    "[--agent-ring] [--pmem FILE]... [--disk SERIAL=FILE]... [--disk-ro SERIAL=FILE]...",
+	.usage = "--kernel FILE [--initrd FILE] [--cmdline STR] [--mem MIB] [--cpus N] "
+		 "[--agent-ring] [--hugepages] [--pmem FILE]... [--disk SERIAL=FILE]... [--disk-ro "
+		 "SERIAL=FILE]...",
 	.opts = vmm_opts,
 	.flags = KAL_CMD_HIDDEN,
 	.exec = vmm_exec,

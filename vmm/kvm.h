@@ -71,6 +71,7 @@ struct vmm_config {
 	 * answers quickly), at most 1000; 0: sleep at once.
 	 */
 	unsigned int agent_poll_us;
+	bool hugepages; /* guest RAM from a 2 MiB hugetlb memfd (fails when none are free) */
 	bool rng;
 	bool test_hooks;       /* VMM_PORT_SNAPSHOT; for the bare test guest only */
 	bool test_hold;	       /* with test_hooks: filter every thread, then keep the vCPUs out */
