@@ -2,9 +2,10 @@
 /*
  * The `kvm` engine: kal's own VMM (vmm/kvm.c) in a process of its own, kal
  * re-executed as `kal __vmm` (cli/cmd-vmm.c), so a VMM crash or seccomp kill
- * never takes the supervisor down.  Layers are read-only virtio-blk disks
- * (FIXME(issue 4): virtio-pmem with DAX once Linux binds nd_pmem to kal's
- * pmem device; docs/vmm.md), the upper disk a read-write one.  The agent
+ * never takes the supervisor down.  Layers are read-only virtio-pmem devices
+ * (kal.layerdev=pmem: the guest mounts /dev/pmemN as EROFS with -o dax, so
+ * layer pages are the host's page cache, never copied into guest memory),
+ * the upper disk a read-write virtio-blk one.  The agent
  * stream (a socketpair here) runs on the shared-memory rings (guest/chan.h),
  * with the virtio-console port `kal.agent` as their doorbell; the serial
  * console is a second socketpair.  Stop is SIGTERM (the VMM ends the VM),
@@ -13,7 +14,7 @@
  * On hosts whose KVM emulates guest kernel mode (the nested build machines,
  * reference/nested-kvm.md) the engine adds the guest kernel's workarounds:
  * clearcpuid= for the instructions that emulation cannot run, and
- * kal.nested_quirks=1 for kal's three kernel patches.
+ * kal.nested_quirks=1 for kal's three nested-quirks kernel patches.
  */
 #include <errno.h>
 #include <signal.h>
@@ -73,9 +74,9 @@ static int kvm_check(const struct machine_config *cfg, struct kal_err **err)
 		return kal_err_set(err, ENOTSUP,
 				   "engine `kvm`: --net user is not built yet (virtio-net with "
 				   "libslirp); use --net none, or --engine qemu");
-	if (cfg->n_layers > VMM_MAX_DISKS - 1)
+	if (cfg->n_layers > VMM_MAX_PMEM)
 		return kal_err_set(err, E2BIG, "engine `kvm`: %zu layers, at most %d",
-				   cfg->n_layers, VMM_MAX_DISKS - 1);
+				   cfg->n_layers, VMM_MAX_PMEM);
 	if (cfg->memory_mib < 64 || (uint64_t)cfg->memory_mib << 20 > VMM_RAM_MAX ||
 	    cfg->memory_mib % 2)
 		return kal_err_set(
@@ -96,7 +97,7 @@ static int kvm_build_argv(struct machine_argv *a, const struct machine_config *c
 		return -1;
 	c.nested_quirks = cfg->nested_quirks || kvm_nested();
 	/* reboot=k: an i8042 reset is one port write; a triple fault fails under emulated KVM */
-	base = machine_cmdline(&c, "blk", 'k');
+	base = machine_cmdline(&c, "pmem", 'k');
 	cmdline = c.nested_quirks ? xasprintf("%s " KVM_NESTED_CMDLINE, base) : xstrdup(base);
 	machine_arg(a, "kal");
 	machine_arg(a, "__vmm");
@@ -114,9 +115,10 @@ static int kvm_build_argv(struct machine_argv *a, const struct machine_config *c
 		machine_arg(a, "--hugepages");
 	machine_arg(a, "--cpus");
 	machine_arg(a, "%u", cfg->vcpus ? cfg->vcpus : 1);
+	/* pmem devices in layer order: region N, so /dev/pmemN, is layer N */
 	for (size_t i = 0; i < cfg->n_layers; i++) {
-		machine_arg(a, "--disk-ro");
-		machine_arg(a, "kal-layer%zu=%s", i, cfg->layers[i].path);
+		machine_arg(a, "--pmem");
+		machine_arg(a, "%s", cfg->layers[i].path);
 	}
 	machine_arg(a, "--disk");
 	machine_arg(a, "kal-upper=%s", cfg->upper_path);

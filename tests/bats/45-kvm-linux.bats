@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: GPL-2.0-or-later
 # The kvm engine end to end: kal's own VMM boots kal's kernel and agent on the
-# Debian image (layers on read-only virtio-blk, the agent stream on the
+# Debian image (layers on read-only virtio-pmem mounted as EROFS with DAX, the agent stream on the
 # shared-memory rings with the `kal.agent` port as their doorbell), and `kal
 # exec` runs commands in it.  On the nested build
 # machines guest kernel code is emulated (~1 µs per instruction), so this is
@@ -44,11 +44,32 @@ setup() {
 	assert_equal "$stderr" err
 }
 
-@test "kvm engine: layers are read-only EROFS under an overlay; the agent has its own port" {
-	run_kal 0 exec k sh -c 'grep -c "^overlay / overlay .*lowerdir=/kal/layers/0," /proc/mounts; cat /sys/block/vda/serial; echo; cat /sys/block/vda/ro'
-	assert_output $'1\nkal-layer0\n1'
+@test "kvm engine: layers are EROFS on virtio-pmem, mounted with DAX under an overlay; the agent has its own port" {
+	local sizes n
+	# the layers' EROFS images as the host stores them, bottom first
+	sizes=$("$KAL" inspect debian | jq -r '.layers[].erofs.size')
+	n=$(grep -c . <<<"$sizes")
+	run_kal 0 exec k cat /proc/cmdline
+	assert_output --partial "kal.layers=$n kal.layerdev=pmem "
+	# /dev/pmemN is layer N, byte for byte its size; the only virtio-blk disk is the upper one
+	run_kal 0 exec k sh -c 'for d in /sys/block/pmem*; do echo $(($(cat $d/size) * 512)); done; ls -d /sys/block/vd*; cat /sys/block/vda/serial'
+	assert_output "$sizes"$'\n/sys/block/vda\nkal-upper'
+	# each layer is mounted by the agent with -o dax (the overlay's lowerdirs are outside the
+	# new root, so /proc/mounts shows only the overlay; the kernel log has the mounts)
+	run_kal 0 exec k sh -c 'grep -c "^overlay / overlay .*lowerdir=/kal/layers/0," /proc/mounts; dmesg | grep -c "erofs: (device pmem[0-9]*): mounted"; dmesg | grep -c "erofs: DAX enabled"; dmesg | grep -c "DAX unsupported" || true'
+	assert_output "1"$'\n'"$n"$'\n'"$n"$'\n0'
 	run_kal 0 exec k cat /sys/class/virtio-ports/vport0p0/name
 	assert_output kal.agent
+}
+
+@test "kvm engine: reading a layer file does not fill the guest's page cache (DAX)" {
+	# with DAX the reads copy straight from the host-mapped pmem window: the guest's page cache
+	# (Cached in /proc/meminfo) stays put, where a virtio-blk layer would grow it by the file
+	run_kal 0 exec k sh -c 'f=$(ls -S /usr/bin/* | head -1); sz=$(stat -c %s "$f")
+		before=$(awk "/^Cached:/ { print \$2 }" /proc/meminfo); cat "$f" >/dev/null
+		after=$(awk "/^Cached:/ { print \$2 }" /proc/meminfo)
+		echo "$f $sz bytes, Cached +$((after - before)) KiB" >&2
+		[ "$sz" -gt 1048576 ] && [ $(((after - before) * 1024)) -lt $((sz / 4)) ]'
 }
 
 @test "kvm engine: the agent stream runs on the shared-memory rings; 256 KiB of stdin arrive intact" {
