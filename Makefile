@@ -22,7 +22,7 @@ Q := @
 E := @printf '  %-7s %s\n'
 endif
 
-PKGS = libcurl libarchive libzstd json-c libcrypto zlib libseccomp
+PKGS = libcurl libarchive libzstd json-c libcrypto zlib libseccomp slirp
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS))
 PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS))
 # kal itself loads these two on first use (imagecache/lazylib.c): they bring
@@ -103,7 +103,7 @@ DEB_PACKAGES = build-essential pkg-config git libcurl4-openssl-dev libarchive-de
 	docker-registry erofs-utils mmdebstrap busybox-static skopeo umoci jq curl zstd \
 	e2fsprogs python3 clang-format shellcheck strace hyperfine clang libclang-rt-14-dev \
 	linux-source-6.1 bc bison flex libelf-dev cpio xz-utils qemu-system-x86 musl-tools man-db zsh \
-	fish tmux libseccomp-dev
+	fish tmux libseccomp-dev libslirp-dev libglib2.0-dev
 deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES)

@@ -21,7 +21,7 @@
 #include "../vmm/kvm.h"
 #include "cmd.h"
 
-enum { OPT_BLK = 256, OPT_PMEM, OPT_MEM, OPT_CPUS, OPT_CMDLINE, OPT_INITRD, OPT_AGENT };
+enum { OPT_BLK = 256, OPT_PMEM, OPT_MEM, OPT_CPUS, OPT_CMDLINE, OPT_INITRD, OPT_AGENT, OPT_NET };
 
 static const struct kal_opt vmm_test_opts[] = {
 	{ .name = "blk", .arg = "FILE", .help = "attach FILE as a virtio-blk disk", .id = OPT_BLK },
@@ -46,6 +46,10 @@ static const struct kal_opt vmm_test_opts[] = {
 	  .arg = "ring|console",
 	  .help = "agent channel on shared-memory rings or the console stream, echoed back",
 	  .id = OPT_AGENT },
+	{ .name = "net",
+	  .arg = "user",
+	  .help = "attach virtio-net on libslirp (the guest ARPs for 10.0.2.2)",
+	  .id = OPT_NET },
 	{ 0 },
 };
 
@@ -115,6 +119,12 @@ static int parse_opts(struct vmm_config *cfg, int argc, char **argv, struct kal_
 		case OPT_AGENT:
 			if (agent_loop(cfg, arg, err) < 0)
 				return -1;
+			break;
+		case OPT_NET:
+			if (strcmp(arg, "user") != 0)
+				return kal_cmd_usage_error(&kal_cmd_vmm_test_guest, err,
+							   "--net: `%s` is not `user`", arg);
+			cfg->net_user = true;
 			break;
 		default:
 			return -1;

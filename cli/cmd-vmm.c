@@ -30,7 +30,8 @@ enum {
 	OPT_PMEM,
 	OPT_DISK,
 	OPT_DISK_RO,
-	OPT_AGENT_RING
+	OPT_AGENT_RING,
+	OPT_NET
 };
 
 static const struct kal_opt vmm_opts[] = {
@@ -52,6 +53,10 @@ static const struct kal_opt vmm_opts[] = {
 	  .arg = "SERIAL=FILE",
 	  .help = "read-only virtio-blk disk",
 	  .id = OPT_DISK_RO },
+	{ .name = "net",
+	  .arg = "MODE",
+	  .help = "user: virtio-net on libslirp (10.0.2.15, gateway 10.0.2.2); none (default)",
+	  .id = OPT_NET },
 	{ 0 },
 };
 
@@ -103,6 +108,13 @@ static int vmm_parse(struct vmm_config *cfg, int argc, char **argv, struct kal_e
 			break;
 		case OPT_AGENT_RING:
 			cfg->agent_ring = true;
+			break;
+		case OPT_NET:
+			if (strcmp(arg, "user") != 0 && strcmp(arg, "none") != 0)
+				return kal_cmd_usage_error(&kal_cmd_vmm, err,
+							   "--net wants `user` or `none`, not `%s`",
+							   arg);
+			cfg->net_user = strcmp(arg, "user") == 0;
 			break;
 		case OPT_DISK:
 		case OPT_DISK_RO:
@@ -208,7 +220,7 @@ const struct kal_cmd kal_cmd_vmm = {
 	.summary = "run one VM on kal's own VMM (started by the kvm engine)",
 	.usage =
 	    "--kernel FILE [--initrd FILE] [--cmdline STR] [--mem MIB] [--cpus N] "
-	    "[--agent-ring] [--pmem FILE]... [--disk SERIAL=FILE]... [--disk-ro SERIAL=FILE]...",
+	    "[--agent-ring] [--net user|none] [--pmem FILE]... [--disk SERIAL=FILE]... [--disk-ro SERIAL=FILE]...",
 	.opts = vmm_opts,
 	.flags = KAL_CMD_HIDDEN,
 	.exec = vmm_exec,
