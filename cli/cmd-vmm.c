@@ -218,9 +218,9 @@ static int vmm_exec(struct kal_ctx *ctx, int argc, char **argv, struct kal_err *
 const struct kal_cmd kal_cmd_vmm = {
 	.name = "__vmm",
 	.summary = "run one VM on kal's own VMM (started by the kvm engine)",
-	.usage =
-	    "--kernel FILE [--initrd FILE] [--cmdline STR] [--mem MIB] [--cpus N] "
-	    "[--agent-ring] [--net user|none] [--pmem FILE]... [--disk SERIAL=FILE]... [--disk-ro SERIAL=FILE]...",
+	.usage = "--kernel FILE [--initrd FILE] [--cmdline STR] [--mem MIB] [--cpus N] "
+		 "[--agent-ring] [--net user|none] [--pmem FILE]... [--disk SERIAL=FILE]... "
+		 "[--disk-ro SERIAL=FILE]...",
 	.opts = vmm_opts,
 	.flags = KAL_CMD_HIDDEN,
 	.exec = vmm_exec,

@@ -8,10 +8,12 @@
  * instead of loss).  Frames from slirp go straight into the device's own
  * bounded receive queue.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -26,7 +28,49 @@
 #include "net.h"
 #include "virtio/devices.h"
 
-#define NET_TIMERS_MAX 8
+/*
+ * libslirp is loaded on first use: linked normally, it and glib cost every
+ * kal process ~1.5 ms of start-up for a feature only `kal __vmm --net user`
+ * uses.  Every entry point is resolved in vmm_net_create(), before any
+ * seccomp filter (dlopen maps code, which no filtered thread may do).
+ */
+static struct {
+	pthread_once_t once;
+	char err[256];
+	__typeof__(slirp_new) *new_;
+	__typeof__(slirp_cleanup) *cleanup;
+	__typeof__(slirp_pollfds_fill) *pollfds_fill;
+	__typeof__(slirp_pollfds_poll) *pollfds_poll;
+	__typeof__(slirp_input) *input;
+	__typeof__(slirp_handle_timer) *handle_timer;
+} lib = { .once = PTHREAD_ONCE_INIT };
+
+static void net_lib_load(void)
+{
+	void *h = dlopen(KAL_LIBSLIRP_SONAME, RTLD_NOW | RTLD_LOCAL);
+	const char *miss = NULL;
+
+	if (!h) {
+		snprintf(lib.err, sizeof(lib.err), "%s", dlerror());
+		return;
+	}
+#define NET_SYM(field, name)                                                                       \
+	if (!(*(void **)&lib.field = dlsym(h, name)) && !miss)                                     \
+		miss = name;
+	NET_SYM(new_, "slirp_new")
+	NET_SYM(cleanup, "slirp_cleanup")
+	NET_SYM(pollfds_fill, "slirp_pollfds_fill")
+	NET_SYM(pollfds_poll, "slirp_pollfds_poll")
+	NET_SYM(input, "slirp_input")
+	NET_SYM(handle_timer, "slirp_handle_timer")
+#undef NET_SYM
+	if (miss) {
+		snprintf(lib.err, sizeof(lib.err), "%s: no `%s`", KAL_LIBSLIRP_SONAME, miss);
+		lib.new_ = NULL;
+	}
+}
+
+#define NET_TIMERS_MAX	8
 #define NET_POLL_MAX_MS 1000
 
 struct net_timer {
@@ -268,7 +312,7 @@ static void net_drain_tx(struct vmm_net *n)
 		n->tx_n--;
 		pthread_mutex_unlock(&n->lock);
 		/* outside the lock: slirp may answer at once (send_packet) */
-		slirp_input(n->slirp, n->frame, (int)len);
+		lib.input(n->slirp, n->frame, (int)len);
 	}
 	if (kick) {
 		uint64_t one = 1;
@@ -295,7 +339,7 @@ static void net_run_timers(struct vmm_net *n)
 		if (t->cb)
 			t->cb(t->cb_opaque);
 		else
-			slirp_handle_timer(n->slirp, t->id, t->cb_opaque);
+			lib.handle_timer(n->slirp, t->id, t->cb_opaque);
 	}
 }
 
@@ -330,7 +374,7 @@ static void *net_thread(void *arg)
 
 		n->nr_pfd = 0;
 		cb_add_poll(n->wake_fd, SLIRP_POLL_IN, n);
-		slirp_pollfds_fill(n->slirp, &timeout, cb_add_poll, n);
+		lib.pollfds_fill(n->slirp, &timeout, cb_add_poll, n);
 		timeout = net_timer_timeout(n, timeout);
 		r = poll(n->pfd, n->nr_pfd, (int)timeout);
 		if (r < 0 && errno != EINTR && kal_log_ratelimit(&n->rl, 5))
@@ -345,7 +389,7 @@ static void *net_thread(void *arg)
 			}
 		}
 		net_drain_tx(n);
-		slirp_pollfds_poll(n->slirp, r < 0, cb_get_revents, n);
+		lib.pollfds_poll(n->slirp, r < 0, cb_get_revents, n);
 		net_run_timers(n);
 	}
 	return NULL;
@@ -375,8 +419,13 @@ struct vmm_net *vmm_net_create(struct virtio_dev *vd, struct kal_err **err)
 		.disable_host_loopback = true,
 		.enable_emu = false, /* libslirp.h: "this code isn't safe" */
 	};
-	struct vmm_net *n = xzalloc(sizeof(*n));
+	struct vmm_net *n;
 
+	pthread_once(&lib.once, net_lib_load);
+	if (!lib.new_)
+		return kal_err_set(err, ENOENT, "net: %s (install libslirp0: make deps)", lib.err),
+		       NULL;
+	n = xzalloc(sizeof(*n));
 	n->vd = vd;
 	n->wake_fd = -1;
 	pthread_mutex_init(&n->lock, NULL);
@@ -386,7 +435,7 @@ struct vmm_net *vmm_net_create(struct virtio_dev *vd, struct kal_err **err)
 		vmm_net_destroy(n);
 		return NULL;
 	}
-	n->slirp = slirp_new(&cfg, &net_callbacks, n);
+	n->slirp = lib.new_(&cfg, &net_callbacks, n);
 	if (!n->slirp) {
 		kal_err_set(err, EINVAL, "net: libslirp refused its configuration");
 		vmm_net_destroy(n);
@@ -396,8 +445,7 @@ struct vmm_net *vmm_net_create(struct virtio_dev *vd, struct kal_err **err)
 	return n;
 }
 
-int vmm_net_start(struct vmm_net *n, bool (*confine)(void *arg), void *arg,
-		  struct kal_err **err)
+int vmm_net_start(struct vmm_net *n, bool (*confine)(void *arg), void *arg, struct kal_err **err)
 {
 	n->confine = confine;
 	n->confine_arg = arg;
@@ -430,7 +478,7 @@ void vmm_net_destroy(struct vmm_net *n)
 		virtio_net_set_backend(n->vd, NULL, NULL);
 	/* the thread is gone: this is the only slirp call left, on no other thread */
 	if (n->slirp)
-		slirp_cleanup(n->slirp);
+		lib.cleanup(n->slirp);
 	if (n->wake_fd >= 0)
 		close(n->wake_fd);
 	pthread_mutex_destroy(&n->lock);

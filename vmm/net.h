@@ -28,8 +28,7 @@ struct vmm_net *vmm_net_create(struct virtio_dev *vd, struct kal_err **err);
  * Start the net thread; it calls confine(arg) first (the seccomp filter) and
  * ends at once when that returns false.
  */
-int vmm_net_start(struct vmm_net *n, bool (*confine)(void *arg), void *arg,
-		  struct kal_err **err);
+int vmm_net_start(struct vmm_net *n, bool (*confine)(void *arg), void *arg, struct kal_err **err);
 /* Stop and join the thread (if started); slirp stays until destroy. NULL is fine. */
 void vmm_net_stop(struct vmm_net *n);
 /* Stop, then free slirp. NULL is fine. */

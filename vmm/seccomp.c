@@ -130,6 +130,8 @@ static const struct vmm_seccomp_rule vmm_seccomp_control[] = {
  * The net thread (libslirp, vmm/net.c): the guest's connections become host
  * sockets, so this list is about sockets; see docs/vmm.md "Networking".
  * - poll, read: the loop over slirp's sockets and the wake eventfd
+ * - restart_syscall: a poll() with a timeout that a stop signal or a tracer interrupted
+ *   resumes through it (found by attaching strace: SIGSYS without it)
  * - socket (AF_INET only: IPv6 is off), connect, close: a socket per guest TCP
  *   connection, UDP flow and ICMP echo
  * - sendto, recvfrom: all socket I/O (send/recv are these in glibc)
@@ -144,10 +146,10 @@ static const struct vmm_seccomp_rule vmm_seccomp_control[] = {
  *   read files the user can (FIXME: resolve before filtering and serve DNS ourselves)
  */
 static const struct vmm_seccomp_rule vmm_seccomp_net[] = {
-	ALLOW(poll),	    ALLOW(read),	ALLOW(connect),	   ALLOW(close),
-	ALLOW(sendto),	    ALLOW(recvfrom),	ALLOW(setsockopt), ALLOW(getsockopt),
-	ALLOW(getsockname), ALLOW(getpeername), ALLOW(shutdown),   ALLOW(fcntl),
-	ALLOW(newfstatat),  ALLOW(lseek),	ALLOW_IOCTL(FIONREAD),
+	ALLOW(poll),	   ALLOW(restart_syscall), ALLOW(read),	       ALLOW(connect),
+	ALLOW(close),	   ALLOW(sendto),	   ALLOW(recvfrom),    ALLOW(setsockopt),
+	ALLOW(getsockopt), ALLOW(getsockname),	   ALLOW(getpeername), ALLOW(shutdown),
+	ALLOW(fcntl),	   ALLOW(newfstatat),	   ALLOW(lseek),       ALLOW_IOCTL(FIONREAD),
 };
 
 bool vmm_seccomp_enabled(void)

@@ -588,8 +588,8 @@ static void test_net(struct dev *d)
 	sent = vq_wait(d, 1, &len) == 1;
 	ok(sent, "net: ARP request for 10.0.2.2 transmitted");
 	ok(sent && vq_wait(d, 0, &len) == 1 && len >= 12 + 42 && rx[12 + 12] == 0x08 &&
-	       rx[12 + 13] == 0x06 && a[7] == 2 && memeq(a + 14, gw, 4) &&
-	       memeq(a + 18, mac, 6) && memeq(rx + 12, mac, 6),
+	       rx[12 + 13] == 0x06 && a[7] == 2 && memeq(a + 14, gw, 4) && memeq(a + 18, mac, 6) &&
+	       memeq(rx + 12, mac, 6),
 	   "net: slirp answers the ARP request (reply from 10.0.2.2 to our MAC)");
 }
 

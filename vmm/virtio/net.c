@@ -156,8 +156,8 @@ static int net_tx(struct net_dev *d)
 			if (r == 0)
 				break;
 			if (c->nr_in) {
-				virtio_dev_set_broken(vd,
-						      "transmit chain has a device-writable buffer");
+				virtio_dev_set_broken(
+				    vd, "transmit chain has a device-writable buffer");
 				ret = -EINVAL;
 				break;
 			}
@@ -166,8 +166,9 @@ static int net_tx(struct net_dev *d)
 				/* Firecracker's rule: count and drop, never copy an oversized frame */
 				d->stats.tx_malformed++;
 				if (kal_log_ratelimit(&vd->rl, 5))
-					kal_warn("virtio-net: dropping a transmit chain of %u bytes",
-						 c->out_len);
+					kal_warn(
+					    "virtio-net: dropping a transmit chain of %u bytes",
+					    c->out_len);
 				virtq_push(q, c->head, 0);
 				used = true;
 				continue;
