@@ -418,6 +418,8 @@ struct vmm_net *vmm_net_create(struct virtio_dev *vd, struct kal_err **err)
 		/* B6: 10.0.2.2 must not become the host's 127.0.0.1 */
 		.disable_host_loopback = true,
 		.enable_emu = false, /* libslirp.h: "this code isn't safe" */
+		/* kal-init configures 10.0.2.15 statically (kal.net=user): one parser less */
+		.disable_dhcp = true,
 	};
 	struct vmm_net *n;
 
