@@ -32,6 +32,7 @@ enum {
 	OPT_CPUS,
 	OPT_NET,
 	OPT_ENGINE,
+	OPT_HUGEPAGES,
 };
 
 #define RUN_DEFAULT_MEMORY_MIB 512
@@ -50,6 +51,8 @@ static const struct kal_opt run_opts[] = {
 	{ "cpus", 0, "N", "virtual CPUs (default 1)", OPT_CPUS },
 	{ "net", 0, "MODE", "network: user (NAT, default) or none", OPT_NET },
 	{ "engine", 0, "ENGINE", "kvm, qemu or auto (default: $KAL_ENGINE or auto)", OPT_ENGINE },
+	{ "hugepages", 0, NULL, "back guest memory with 2 MiB huge pages (reserved on the host)",
+	  OPT_HUGEPAGES },
 	{ 0 },
 };
 
@@ -121,6 +124,11 @@ int kal_run_boot(struct kal_ctx *ctx, const struct kal_run_vm *o, char **name_ou
 		    ic_image_open(ctx->home, o->image, false, &img, err) < 0)
 			return -1;
 	}
+	if (o->hugepages && machine_hugepages_check(
+				o->memory_mib ? o->memory_mib : RUN_DEFAULT_MEMORY_MIB, err) < 0) {
+		ic_image_free(img);
+		return -1;
+	}
 	name = o->name ? xstrdup(o->name) : vmstate_name_generate(ctx->home);
 	if (ops->check) {
 		struct machine_config mc = {
@@ -129,6 +137,7 @@ int kal_run_boot(struct kal_ctx *ctx, const struct kal_run_vm *o, char **name_ou
 			.memory_mib = o->memory_mib ? o->memory_mib : RUN_DEFAULT_MEMORY_MIB,
 			.vcpus = o->cpus ? o->cpus : 1,
 			.net = o->net,
+			.hugepages = o->hugepages,
 		};
 
 		if (ops->check(&mc, err) < 0) {
@@ -145,6 +154,7 @@ int kal_run_boot(struct kal_ctx *ctx, const struct kal_run_vm *o, char **name_ou
 		.memory_mib = o->memory_mib ? o->memory_mib : RUN_DEFAULT_MEMORY_MIB,
 		.cpus = o->cpus ? o->cpus : 1,
 		.net = o->net,
+		.hugepages = o->hugepages,
 		.created = (long long)time(NULL),
 		.auto_remove = o->auto_remove,
 		.upper_size = RUN_UPPER_SIZE,
@@ -249,6 +259,9 @@ static int run_exec(struct kal_ctx *ctx, int argc, char **argv, struct kal_err *
 		case OPT_ENGINE:
 			o.engine = arg;
 			break;
+		case OPT_HUGEPAGES:
+			o.hugepages = true;
+			break;
 		default:
 			goto out;
 		}
@@ -349,7 +362,7 @@ const struct kal_cmd kal_cmd_run = {
 	.name = "run",
 	.summary = "boot a new VM from an image and run a command in it",
 	.usage = "[--name N] [--rm] [-d] [-i] [-t] [-e K=V]... [-w DIR] [-u USER] [--memory SIZE] "
-		 "[--cpus N] [--net user|none] [--engine E] IMAGE [CMD...]",
+		 "[--cpus N] [--net user|none] [--engine E] [--hugepages] IMAGE [CMD...]",
 	.description = "Boot a new microVM from IMAGE (pulled first when it is not cached). "
 		       "Without -d, run CMD (default: the image's entrypoint and command) in it, "
 		       "stop the VM when it ends and exit with its status (125: kal failed, 126: "

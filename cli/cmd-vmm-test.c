@@ -21,7 +21,17 @@
 #include "../vmm/kvm.h"
 #include "cmd.h"
 
-enum { OPT_BLK = 256, OPT_PMEM, OPT_MEM, OPT_CPUS, OPT_CMDLINE, OPT_INITRD, OPT_AGENT, OPT_NET };
+enum {
+	OPT_BLK = 256,
+	OPT_PMEM,
+	OPT_MEM,
+	OPT_CPUS,
+	OPT_CMDLINE,
+	OPT_INITRD,
+	OPT_AGENT,
+	OPT_HUGEPAGES,
+	OPT_NET
+};
 
 static const struct kal_opt vmm_test_opts[] = {
 	{ .name = "blk", .arg = "FILE", .help = "attach FILE as a virtio-blk disk", .id = OPT_BLK },
@@ -42,6 +52,7 @@ static const struct kal_opt vmm_test_opts[] = {
 	  .arg = "FILE",
 	  .help = "uncompressed initramfs (PVH module 0)",
 	  .id = OPT_INITRD },
+	{ .name = "hugepages", .help = "guest RAM on 2 MiB huge pages", .id = OPT_HUGEPAGES },
 	{ .name = "agent",
 	  .arg = "ring|console",
 	  .help = "agent channel on shared-memory rings or the console stream, echoed back",
@@ -109,6 +120,9 @@ static int parse_opts(struct vmm_config *cfg, int argc, char **argv, struct kal_
 			if (errno || *end || end == arg)
 				return kal_cmd_usage_error(&kal_cmd_vmm_test_guest, err,
 							   "bad vCPU count `%s`", arg);
+			break;
+		case OPT_HUGEPAGES:
+			cfg->hugepages = true;
 			break;
 		case OPT_INITRD:
 			cfg->initrd = arg;

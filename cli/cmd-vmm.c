@@ -31,7 +31,8 @@ enum {
 	OPT_DISK,
 	OPT_DISK_RO,
 	OPT_AGENT_RING,
-	OPT_NET
+	OPT_NET,
+	OPT_HUGEPAGES
 };
 
 static const struct kal_opt vmm_opts[] = {
@@ -49,6 +50,7 @@ static const struct kal_opt vmm_opts[] = {
 	  .help =
 	      "carry the agent stream on shared-memory rings (guest/chan.h); the port only rings",
 	  .id = OPT_AGENT_RING },
+	{ .name = "hugepages", .help = "guest RAM on 2 MiB huge pages", .id = OPT_HUGEPAGES },
 	{ .name = "disk-ro",
 	  .arg = "SERIAL=FILE",
 	  .help = "read-only virtio-blk disk",
@@ -115,6 +117,9 @@ static int vmm_parse(struct vmm_config *cfg, int argc, char **argv, struct kal_e
 							   "--net wants `user` or `none`, not `%s`",
 							   arg);
 			cfg->net_user = strcmp(arg, "user") == 0;
+			break;
+		case OPT_HUGEPAGES:
+			cfg->hugepages = true;
 			break;
 		case OPT_DISK:
 		case OPT_DISK_RO:
@@ -219,7 +224,8 @@ const struct kal_cmd kal_cmd_vmm = {
 	.name = "__vmm",
 	.summary = "run one VM on kal's own VMM (started by the kvm engine)",
 	.usage = "--kernel FILE [--initrd FILE] [--cmdline STR] [--mem MIB] [--cpus N] "
-		 "[--agent-ring] [--net user|none] [--pmem FILE]... [--disk SERIAL=FILE]... "
+		 "[--agent-ring] [--hugepages] [--net user|none] [--pmem FILE]... [--disk "
+		 "SERIAL=FILE]... "
 		 "[--disk-ro SERIAL=FILE]...",
 	.opts = vmm_opts,
 	.flags = KAL_CMD_HIDDEN,

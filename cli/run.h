@@ -22,6 +22,7 @@ struct kal_run_vm {
 	unsigned int memory_mib, cpus;
 	enum machine_net net;
 	bool auto_remove;
+	bool hugepages;
 };
 
 /*

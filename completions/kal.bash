@@ -63,7 +63,7 @@ _kal_cmd_info() {
 		_kal_kind='image'
 		;;
 	run)
-		_kal_opts='--name --rm --detach --interactive --tty --env --workdir --user --memory --cpus --net --engine --help'
+		_kal_opts='--name --rm --detach --interactive --tty --env --workdir --user --memory --cpus --net --engine --hugepages --help'
 		_kal_kind='image'
 		;;
 	shell)

@@ -181,6 +181,7 @@ complete -c kal -n '__kal_at run first' -s m -l memory -x -d 'guest memory, e.g.
 complete -c kal -n '__kal_at run first' -l cpus -x -d 'virtual CPUs (default 1)'
 complete -c kal -n '__kal_at run first' -l net -x -d 'network: user (NAT, default) or none'
 complete -c kal -n '__kal_at run first' -l engine -x -d 'kvm, qemu or auto (default: $KAL_ENGINE or auto)'
+complete -c kal -n '__kal_at run first' -l hugepages -d 'back guest memory with 2 MiB huge pages (reserved on the host)'
 complete -c kal -n '__kal_at run first' -l help -d 'show help for this command'
 complete -c kal -n '__kal_at run first' -x -a '(__kal_list images)'
 

@@ -879,6 +879,17 @@ static void handle_signals(void)
 	reap();
 }
 
+/*
+ * The rings were reset (guest/ring.c): bytes in flight both ways are gone, so
+ * drop the partial output, report, and start the stream over with a HELLO.
+ */
+static void chan_ring_restart(const char *why)
+{
+	bq_free(&A.out);
+	send_hello();
+	chan_reset(why);
+}
+
 static void chan_flush(void)
 {
 	long n;
@@ -887,7 +898,7 @@ static void chan_flush(void)
 		if (agent_ring_active()) {
 			n = agent_ring_write(A.out.d + A.out.head, A.out.len);
 			if (n == -EPROTO) {
-				chan_reset("the guest->host ring broke");
+				chan_ring_restart("the guest->host ring broke");
 				return;
 			}
 		} else {
@@ -919,8 +930,7 @@ static void chan_read(void)
 				     : kal_proto_reader_fill(&A.rd, A.fd);
 
 	if (rc == -EPROTO && agent_ring_active()) {
-		/* the host->guest ring broke and was reset: frames in flight are lost */
-		chan_reset("the host->guest ring broke");
+		chan_ring_restart("the host->guest ring broke or the host stopped it");
 		return;
 	}
 

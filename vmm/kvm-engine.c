@@ -106,6 +106,8 @@ static int kvm_build_argv(struct machine_argv *a, const struct machine_config *c
 	machine_arg(a, "%u", cfg->memory_mib);
 	/* the agent stream on the shared-memory rings, the port only rings their doorbell */
 	machine_arg(a, "--agent-ring");
+	if (cfg->hugepages)
+		machine_arg(a, "--hugepages");
 	machine_arg(a, "--cpus");
 	machine_arg(a, "%u", cfg->vcpus ? cfg->vcpus : 1);
 	for (size_t i = 0; i < cfg->n_layers; i++) {

@@ -116,6 +116,10 @@ int vmm_kvm_open(struct kal_err **err)
 	return kal_err_sys(err, errno, "/dev/kvm");
 }
 
+#ifndef MFD_HUGE_2MB
+#define MFD_HUGE_2MB (21u << 26) /* log2(2 MiB) << MFD_HUGE_SHIFT (linux/memfd.h) */
+#endif
+
 /* Record why the VM stops (first reason wins) and kick every vCPU out of KVM_RUN. */
 static void vm_request_stop(struct vm *vm, enum vmm_exit_kind kind, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -809,16 +813,24 @@ static int vm_setup(struct vm *vm, const struct vmm_config *cfg, struct kal_err 
 		kal_debug("vmm: KVM_CREATE_PIT2: %m; no PIT");
 
 	/* RAM: a memfd, so park can write it out and branch can map it privately */
-	vm->ram_fd = memfd_create("kal-guest-ram", MFD_CLOEXEC);
+	vm->ram_fd = memfd_create("kal-guest-ram",
+				  MFD_CLOEXEC | (cfg->hugepages ? MFD_HUGETLB | MFD_HUGE_2MB : 0));
 	if (vm->ram_fd < 0)
-		return kal_err_sys(err, errno, "memfd_create");
+		return kal_err_sys(err, errno, "memfd_create%s",
+				   cfg->hugepages ? " (2 MiB huge pages)" : "");
 	if (ftruncate(vm->ram_fd, (off_t)cfg->ram_size) < 0)
 		return kal_err_sys(err, errno, "guest RAM: ftruncate");
-	vm->ram = mmap(NULL, cfg->ram_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-		       vm->ram_fd, 0);
+	/* huge pages are reserved now (no NORESERVE): a shortage fails here, not as a SIGBUS later */
+	vm->ram = mmap(NULL, cfg->ram_size, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | (cfg->hugepages ? 0 : MAP_NORESERVE), vm->ram_fd, 0);
 	if (vm->ram == MAP_FAILED) {
 		vm->ram = NULL;
-		return kal_err_sys(err, errno, "guest RAM: mmap");
+		return cfg->hugepages && errno == ENOMEM
+			   ? kal_err_set(err, ENOMEM,
+					 "guest RAM: not enough free 2 MiB huge pages for %llu MiB "
+					 "(reserve more: echo N > /proc/sys/vm/nr_hugepages)",
+					 (unsigned long long)(cfg->ram_size >> 20))
+			   : kal_err_sys(err, errno, "guest RAM: mmap");
 	}
 	vm->ram_size = cfg->ram_size;
 	if (vm_add_memslot(vm, 0, 0, cfg->ram_size, vm->ram, 0, err) < 0)

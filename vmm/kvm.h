@@ -71,6 +71,7 @@ struct vmm_config {
 	 * answers quickly), at most 1000; 0: sleep at once.
 	 */
 	unsigned int agent_poll_us;
+	bool hugepages; /* guest RAM from a 2 MiB hugetlb memfd (fails when none are free) */
 	bool rng;
 	/*
 	 * User-mode networking: a virtio-net card (MAC 52:54:00:12:34:56) on

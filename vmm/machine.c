@@ -15,6 +15,7 @@
 
 #include "../lib/cleanup.h"
 #include "../lib/err.h"
+#include "../lib/fsutil.h"
 #include "../lib/xalloc.h"
 #include "kvm.h"
 #include "machine.h"
@@ -146,6 +147,26 @@ double machine_kvm_probe_ns(struct kal_err **err)
 	if (done < 0)
 		return kal_err_set(err, why_code, "%s", why), -1;
 	return ns;
+}
+
+int machine_hugepages_check(unsigned int memory_mib, struct kal_err **err)
+{
+	static const char path[] = "/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages";
+	_cleanup_free_ char *buf = NULL;
+	unsigned long free_pages, want = (memory_mib + 1) / 2;
+
+	if (kal_read_file(path, 64, &buf, NULL, NULL) < 0)
+		return kal_err_set(err, ENOTSUP,
+				   "--hugepages: this kernel offers no 2 MiB huge pages (no `%s`)",
+				   path);
+	free_pages = strtoul(buf, NULL, 10);
+	if (free_pages < want)
+		return kal_err_set(err, ENOMEM,
+				   "--hugepages: %u MiB of guest memory need %lu free 2 MiB huge "
+				   "pages, the host has %lu (reserve more: echo N > "
+				   "/proc/sys/vm/nr_hugepages)",
+				   memory_mib, want, free_pages);
+	return 0;
 }
 
 void machine_arg(struct machine_argv *a, const char *fmt, ...)

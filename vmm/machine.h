@@ -43,6 +43,7 @@ struct machine_config {
 	unsigned int memory_mib;
 	unsigned int vcpus;
 	enum machine_net net;
+	bool hugepages; /* guest RAM on 2 MiB huge pages (machine_hugepages_check first) */
 	const char *extra_cmdline; /* appended to the kernel command line, may be NULL */
 	const char *state_dir;	   /* the VM directory: engines put their private files here */
 	const char *console_log;   /* informational: where the supervisor keeps the console */
@@ -127,6 +128,12 @@ double machine_kvm_probe_ns(struct kal_err **err);
  * /usr/local/lib/kal/vmlinux.  Caller frees.
  */
 char *machine_kernel_find(struct kal_err **err);
+
+/*
+ * Are there enough free 2 MiB huge pages for memory_mib of guest RAM?  The
+ * error names the shortfall and how to reserve more.
+ */
+int machine_hugepages_check(unsigned int memory_mib, struct kal_err **err);
 
 /*
  * Kernel command line shared by engines (no trailing space); caller frees.

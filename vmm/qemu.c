@@ -201,6 +201,13 @@ static void qemu_build_argv(struct machine_argv *a, const struct machine_config 
 	}
 	machine_arg(a, "-m");
 	machine_arg(a, "%u", cfg->memory_mib);
+	if (cfg->hugepages) {
+		machine_arg(a, "-object");
+		machine_arg(a, "memory-backend-memfd,id=ram,size=%uM,hugetlb=on,hugetlbsize=2M",
+			    cfg->memory_mib);
+		machine_arg(a, "-machine");
+		machine_arg(a, "memory-backend=ram");
+	}
 	machine_arg(a, "-smp");
 	machine_arg(a, "%u", cfg->vcpus);
 	machine_arg(a, "-kernel");

@@ -796,6 +796,7 @@ static int sup_boot(struct sup *s, struct kal_err **err)
 		.memory_mib = s->cfg->memory_mib,
 		.vcpus = s->cfg->cpus,
 		.net = s->cfg->net,
+		.hugepages = s->cfg->hugepages,
 		.extra_cmdline = getenv("KAL_CMDLINE_EXTRA"),
 		.state_dir = s->dir,
 		.console_log = con,

@@ -119,6 +119,7 @@ static char *config_to_json(const struct vm_config *c)
 	    o, "net", json_object_new_string(c->net == MACHINE_NET_USER ? "user" : "none"));
 	json_object_object_add(o, "created", json_object_new_int64(c->created));
 	json_object_object_add(o, "auto_remove", json_object_new_boolean(c->auto_remove));
+	json_object_object_add(o, "hugepages", json_object_new_boolean(c->hugepages));
 	json_object_object_add(o, "upper_size", json_object_new_int64((int64_t)c->upper_size));
 	for (size_t i = 0; i < c->n_layers; i++) {
 		json_object *l = json_object_new_object();
@@ -192,6 +193,8 @@ int vmstate_load(const char *home, const char *name, struct vm_config **out, str
 
 		c->auto_remove =
 		    json_object_object_get_ex(o, "auto_remove", &v) && json_object_get_boolean(v);
+		c->hugepages =
+		    json_object_object_get_ex(o, "hugepages", &v) && json_object_get_boolean(v);
 	}
 	if (json_object_object_get_ex(o, "layers", &layers) &&
 	    json_object_is_type(layers, json_type_array)) {

@@ -39,6 +39,7 @@ struct vm_config {
 	unsigned int memory_mib;
 	unsigned int cpus;
 	enum machine_net net;
+	bool hugepages;	     /* guest RAM on 2 MiB huge pages */
 	long long created;   /* unix seconds */
 	bool auto_remove;    /* the supervisor removes the VM when it ends (--rm) */
 	uint64_t upper_size; /* bytes */

@@ -8,6 +8,8 @@ load vm_helpers
 
 setup_file() { vm_setup_file; }
 teardown_file() { vm_teardown_file; }
+teardown() { hugepages_restore; }
+
 setup() { vm_setup; }
 
 @test "run: command output and exit status 0" {
@@ -119,6 +121,19 @@ setup() { vm_setup; }
 	[[ "$stderr" == "kal: VM \`early\` stopped before its agent was ready (qemu exited with status 0); console: "* ]]
 	[[ "$stderr" == *"Kernel panic"* ]]
 	[ ! -e "$KAL_HOME/vms/early" ]
+}
+
+@test "run --hugepages: guest memory on reserved 2 MiB pages; a shortage is refused up front" {
+	with_hugepages 0
+	run_kal 125 run --rm --memory 128M --hugepages busybox true
+	assert_equal "$stderr" "kal: --hugepages: 128 MiB of guest memory need 64 free 2 MiB huge pages, the host has 0 (reserve more: echo N > /proc/sys/vm/nr_hugepages)"
+	with_hugepages 80
+	[ "$(cat /proc/sys/vm/nr_hugepages)" -ge 64 ] || skip "the host could not reserve 64 huge pages"
+	run_kal 0 run -d --name hp --memory 128M --hugepages busybox
+	# taken = faulted in + reserved for later faults: all 128 MiB of guest RAM
+	taken=$(awk '/^HugePages_Total/ { t = $2 } /^HugePages_Free/ { f = $2 } /^HugePages_Rsvd/ { r = $2 } END { print t - f + r }' /proc/meminfo)
+	run_kal 0 rm -f hp
+	[ "$taken" -ge 64 ]
 }
 
 # frozen_qemu: KAL_QEMU that starts QEMU with its vCPUs stopped (-S): QMP answers,

@@ -12,10 +12,10 @@ setup_file() { vm_setup_file; }
 teardown_file() { vm_teardown_file; }
 setup() { vm_setup; }
 
-@test "stop: no supervisor, qemu, socket or pid file remains; ps -a shows it exited" {
+@test "stop: no supervisor, engine process, socket or pid file remains; ps -a shows it exited" {
 	run_kal run -d --name st busybox
 	spid=$(vm_pid st)
-	qpid=$(vm_qemu_pid st)
+	qpid=$(vm_engine_pid st)
 	[ -S "$XDG_RUNTIME_DIR/kal/st.sock" ]
 	run_kal stop st
 	assert_output "st"
@@ -33,7 +33,7 @@ setup() { vm_setup; }
 @test "rm: refuses a running VM without -f; -f stops and removes it" {
 	run_kal run -d --name busy busybox
 	spid=$(vm_pid busy)
-	qpid=$(vm_qemu_pid busy)
+	qpid=$(vm_engine_pid busy)
 	run_kal 125 rm busy
 	assert_equal "$stderr" "kal: VM \`busy\` is running (stop it first, or use \`kal rm -f\`)"
 	run_kal rm -f busy
@@ -51,10 +51,10 @@ setup() { vm_setup; }
 	run_kal 125 exec nope true
 }
 
-@test "a supervisor killed hard takes qemu with it; stop cleans up the socket" {
+@test "a supervisor killed hard takes the engine process with it; stop cleans up the socket" {
 	run_kal run -d --name hard busybox
 	spid=$(vm_pid hard)
-	qpid=$(vm_qemu_pid hard)
+	qpid=$(vm_engine_pid hard)
 	kill -9 "$spid"
 	for _ in $(seq 50); do proc_alive "$qpid" || break; sleep 0.1; done
 	run_kal ps -a

@@ -265,3 +265,23 @@ stop_held_vmm() {
 	assert_failure 125
 	[[ $stderr == *"kal: vmm: seccomp selftest: openat was allowed (fd "*"); is KAL_VMM_SECCOMP=0?"* ]]
 }
+
+teardown() { hugepages_restore; }
+
+@test "hugepages: guest RAM sits on 2 MiB pages, and a shortage is a clear error" {
+	with_hugepages 0
+	run_guest --hugepages "$GUEST"
+	assert_failure 125
+	assert_equal "$stderr" "kal: vmm: guest RAM: not enough free 2 MiB huge pages for 64 MiB (reserve more: echo N > /proc/sys/vm/nr_hugepages)"
+	with_hugepages 40
+	[ "$(cat /proc/sys/vm/nr_hugepages)" -ge 32 ] || skip "the host could not reserve 32 huge pages"
+	KAL_VMM_TEST_HOLD=1 "$KAL" __vmm-test-guest "$GUEST" --hugepages </dev/null >/dev/null 2>"$BATS_TEST_TMPDIR/hold.err" 3>&- &
+	HELD_PID=$!
+	for _ in $(seq 150); do
+		grep -q "test hold" "$BATS_TEST_TMPDIR/hold.err" && break
+		sleep 0.2
+	done
+	page=$(grep -A 20 'kal-guest-ram' /proc/"$HELD_PID"/smaps | awk '/^KernelPageSize:/ { print $2; exit }')
+	stop_held_vmm
+	assert_equal "$page" 2048
+}

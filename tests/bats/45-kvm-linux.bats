@@ -134,8 +134,8 @@ setup() {
 	run_kal 0 ps
 	assert_output --regexp 'k +.*kvm'
 	spid=$(vm_pid k)
-	vpid=$(pgrep -P "$spid" -f '__vmm')
-	[ -n "$vpid" ]
+	vpid=$(vm_engine_pid k)
+	grep -q __vmm "/proc/$vpid/cmdline"
 	run_kal 0 stop k
 	assert_vm_gone k "$spid" "$vpid"
 }

@@ -293,3 +293,15 @@ fixture_push() {
 		'.manifests[] | "\(.mediaType) \(.digest) \(.annotations[$a] // "latest")"' \
 		"$layout/index.json")
 }
+
+# with_hugepages N: reserve N 2 MiB huge pages on the host for this test; the
+# file's teardown calls hugepages_restore to put the count back
+with_hugepages() {
+	[ -w /proc/sys/vm/nr_hugepages ] || skip_host_lacks "a writable /proc/sys/vm/nr_hugepages"
+	HUGE_BEFORE=${HUGE_BEFORE:-$(cat /proc/sys/vm/nr_hugepages)}
+	echo "$1" >/proc/sys/vm/nr_hugepages
+}
+
+hugepages_restore() {
+	[ -z "${HUGE_BEFORE:-}" ] || echo "$HUGE_BEFORE" >/proc/sys/vm/nr_hugepages
+}

@@ -12,7 +12,8 @@ vm_setup_file() {
 		export VM_SKIP="no guest kernel (run make kernel)"
 		return 0
 	fi
-	if ! command -v qemu-system-x86_64 >/dev/null; then
+	# the suite runs on whichever engine KAL_ENGINE names (auto: qemu on nested KVM)
+	if [ "${KAL_ENGINE:-auto}" != kvm ] && ! command -v qemu-system-x86_64 >/dev/null; then
 		export VM_SKIP="host lacks qemu-system-x86_64"
 		return 0
 	fi
@@ -38,9 +39,9 @@ vm_pid() {
 	cat "$KAL_HOME/vms/$1/supervisor.pid"
 }
 
-# vm_qemu_pid NAME: the QEMU child of the supervisor
-vm_qemu_pid() {
-	pgrep -P "$(vm_pid "$1")" qemu-system
+# vm_engine_pid NAME: the supervisor's child that runs the VM (QEMU, or kal __vmm)
+vm_engine_pid() {
+	pgrep -P "$(vm_pid "$1")"
 }
 
 # proc_alive PID: running (a zombie waiting for its reaper counts as gone)
@@ -50,7 +51,7 @@ proc_alive() {
 	[ -n "$st" ] && [ "$st" != Z ]
 }
 
-# assert_vm_gone NAME SUPERVISOR_PID QEMU_PID: no process, socket, pid file left
+# assert_vm_gone NAME SUPERVISOR_PID ENGINE_PID: no process, socket, pid file left
 assert_vm_gone() {
 	local name=$1 spid=$2 qpid=$3
 	for _ in $(seq 50); do
@@ -62,7 +63,7 @@ assert_vm_gone() {
 		return 1
 	fi
 	if proc_alive "$qpid"; then
-		echo "qemu $qpid still running" >&2
+		echo "engine process $qpid still running" >&2
 		return 1
 	fi
 	if [ -e "$XDG_RUNTIME_DIR/kal/$name.sock" ]; then

@@ -899,6 +899,53 @@ static void test_console_backpressure(void **state)
 	close(out[1]);
 }
 
+/* a transmit chain half written at save time: after restore only the rest goes out */
+static void test_console_save_mid_chain(void **state)
+{
+	struct fake *f = *state;
+	struct vring_avail *av1 = (struct vring_avail *)(f->ram + 0x6000);
+	struct vring_used *us1 = (struct vring_used *)(f->ram + 0x7000);
+	struct snap_writer w = { 0 };
+	struct snap_reader r;
+	struct kal_err *err = NULL;
+	struct virtio_dev *vd, *vd2;
+	static char got[8192];
+	int out[2];
+
+	assert_int_equal(pipe(out), 0);
+	assert_true(fcntl(out[1], F_SETPIPE_SZ, 4096) == 4096);
+	vd = virtio_console_create(&f->mem, 0xd0000000, 5, -1, out[1], NULL);
+	negotiate(vd);
+	queue_regs(vd, 0, QS, DESC, AVAIL, USED);
+	queue_regs(vd, 1, QS, 0x5000, 0x6000, 0x7000);
+	mw(vd, VIRTIO_MMIO_STATUS, 0xf);
+	memset(f->ram + BUF, 'a', 4096);
+	memset(f->ram + BUF + 4096, 'b', 4096);
+	((struct vring_desc *)(f->ram + 0x5000))[0] =
+	    (struct vring_desc){ .addr = BUF, .len = 8192, .flags = 0 };
+	av1->ring[0] = 0;
+	av1->idx = 1;
+	mw(vd, VIRTIO_MMIO_QUEUE_NOTIFY, 1); /* 4096 bytes fit, the rest waits */
+	assert_int_equal(us1->idx, 0);
+	assert_int_equal(virtio_dev_save(vd, &w, &err), 0);
+	virtio_dev_destroy(vd);
+
+	vd2 = virtio_console_create(&f->mem, 0xd0000000, 5, -1, out[1], NULL);
+	r = (struct snap_reader){ .buf = w.buf, .len = w.len };
+	assert_int_equal(virtio_dev_restore(vd2, &r, &err), 0);
+	assert_int_equal(read(out[0], got, sizeof(got)), 4096);
+	assert_int_equal(got[0], 'a');
+	assert_int_equal(virtio_dev_notify(vd2, 1), 0);
+	assert_int_equal(us1->idx, 1);
+	assert_int_equal(read(out[0], got, sizeof(got)), 4096); /* the 'b' half, once */
+	assert_int_equal(got[0], 'b');
+	assert_int_equal(got[4095], 'b');
+	virtio_dev_destroy(vd2);
+	snap_writer_free(&w);
+	close(out[0]);
+	close(out[1]);
+}
+
 static void test_pmem(void **state)
 {
 	struct fake *f = *state;
@@ -1178,6 +1225,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_console, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_console_port, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_console_backpressure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_console_save_mid_chain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pmem, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_net_tx, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_net_tx_backpressure, setup, teardown),

@@ -72,6 +72,7 @@ static void test_config_roundtrip_and_lock(void **state)
 			       .net = MACHINE_NET_USER,
 			       .created = 1700000000,
 			       .auto_remove = true,
+			       .hugepages = true,
 			       .upper_size = 64 << 20,
 			       .layer_paths = paths,
 			       .layer_sizes = sizes,
@@ -94,6 +95,7 @@ static void test_config_roundtrip_and_lock(void **state)
 	assert_int_equal(back->cpus, 2);
 	assert_int_equal(back->net, MACHINE_NET_USER);
 	assert_true(back->auto_remove);
+	assert_true(back->hugepages);
 	assert_int_equal(back->n_layers, 2);
 	assert_string_equal(back->layer_paths[1], "/c/l1.erofs");
 	assert_int_equal(back->layer_sizes[1], 4194304);

@@ -59,8 +59,9 @@ struct console_dev {
 	int in_fd, out_fd;
 	int own_out_fd; /* our non-blocking reopen of out_fd, or -1 */
 	bool in_eof;
-	bool tx_have;	 /* tx_chain is popped and partly written */
-	uint32_t tx_off; /* bytes of tx_chain already written */
+	bool tx_have;	    /* tx_chain is popped and partly written */
+	uint32_t tx_off;    /* bytes of tx_chain already written */
+	uint32_t tx_resume; /* after restore: bytes of the next chain written before the save */
 	struct virtq_chain tx_chain;
 	uint32_t rx_len, rx_off; /* pending host bytes are rx[rx_off, rx_len) */
 	unsigned long tx_dropped;
@@ -140,7 +141,8 @@ static int console_tx(struct console_dev *d)
 				break;
 			}
 			d->tx_have = true;
-			d->tx_off = 0;
+			d->tx_off = d->tx_resume; /* never send a byte twice across save/restore */
+			d->tx_resume = 0;
 		}
 		if (!console_tx_flush(d)) {
 			vd->io_want_out = true; /* resume when the host reader catches up */
@@ -346,8 +348,9 @@ static int console_save(struct virtio_dev *vd, struct snap_writer *w, struct kal
 {
 	struct console_dev *d = container_of(vd, struct console_dev, vdev);
 
-	/* a transmit chain in flight is offered again after restore (FIXME: resent whole) */
+	/* a transmit chain in flight is popped again after restore, minus what was written */
 	snap_put_u8(w, d->tx_have);
+	snap_put_u32(w, d->tx_have ? d->tx_off : 0);
 	snap_put_u32(w, d->rx_len - d->rx_off);
 	snap_put(w, d->rx + d->rx_off, d->rx_len - d->rx_off);
 	snap_put_u8(w, d->guest_open);
@@ -363,11 +366,15 @@ static int console_restore(struct virtio_dev *vd, struct snap_reader *r, struct 
 {
 	struct console_dev *d = container_of(vd, struct console_dev, vdev);
 	bool tx_have = snap_get_u8(r);
+	uint32_t tx_off = snap_get_u32(r);
 	uint32_t n = snap_get_u32(r);
 
 	d->tx_have = false;
-	if (tx_have && vd->vq[CONSOLE_TXQ].ready)
+	d->tx_resume = 0;
+	if (tx_have && vd->vq[CONSOLE_TXQ].ready) {
 		vd->vq[CONSOLE_TXQ].last_avail--; /* pop it again */
+		d->tx_resume = tx_off;
+	}
 	if (n > sizeof(d->rx))
 		return kal_err_set(err, EINVAL, "%u pending input bytes exceed the cap of %zu", n,
 				   sizeof(d->rx));
@@ -396,6 +403,7 @@ static void console_reset(struct virtio_dev *vd)
 	struct console_dev *d = container_of(vd, struct console_dev, vdev);
 
 	d->tx_have = false; /* the rings it pointed into are gone */
+	d->tx_resume = 0;
 	d->guest_open = false;
 	d->ctrl_n = 0;
 }
