@@ -22,12 +22,14 @@ Q := @
 E := @printf '  %-7s %s\n'
 endif
 
-PKGS = libcurl libarchive libzstd json-c libcrypto zlib libseccomp
+PKGS = libcurl libarchive libzstd json-c libcrypto zlib libseccomp slirp
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS))
 PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS))
-# kal itself loads these two on first use (imagecache/lazylib.c): they bring
+# kal itself loads these on first use (imagecache/lazylib.c): they bring
 # 37 more shared libraries that only pull and load need.  Tests link them.
-LAZY_PKGS = libcurl libarchive
+# slirp (with glib and pcre2) costs ~1.5 ms per start; only `kal __vmm
+# --net user` loads it (vmm/net.c).
+LAZY_PKGS = libcurl libarchive slirp
 soname = $(shell objdump -p $$($(PKG_CONFIG) --variable=libdir $(1))/$(2).so 2>/dev/null | \
 	awk '/SONAME/ { print $$2 }')
 KAL_LIBS = $(shell $(PKG_CONFIG) --libs $(filter-out $(LAZY_PKGS),$(PKGS)))
@@ -43,7 +45,8 @@ CFLAGS ?= -O2 -g
 KAL_CFLAGS = -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong \
 	-DKAL_VERSION='"$(VERSION)"' -I. $(PKG_CFLAGS) -MMD -MP \
 	-DKAL_LIBCURL_SONAME='"$(call soname,libcurl,libcurl)"' \
-	-DKAL_LIBARCHIVE_SONAME='"$(call soname,libarchive,libarchive)"'
+	-DKAL_LIBARCHIVE_SONAME='"$(call soname,libarchive,libarchive)"' \
+	-DKAL_LIBSLIRP_SONAME='"$(call soname,slirp,libslirp)"'
 KAL_LDFLAGS = -pthread
 ifneq ($(SAN),)
 KAL_CFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer -U_FORTIFY_SOURCE
@@ -103,7 +106,7 @@ DEB_PACKAGES = build-essential pkg-config git libcurl4-openssl-dev libarchive-de
 	docker-registry erofs-utils mmdebstrap busybox-static skopeo umoci jq curl zstd \
 	e2fsprogs python3 clang-format shellcheck strace hyperfine clang libclang-rt-14-dev \
 	linux-source-6.1 bc bison flex libelf-dev cpio xz-utils qemu-system-x86 musl-tools man-db zsh \
-	fish tmux libseccomp-dev
+	fish tmux libseccomp-dev libslirp-dev libglib2.0-dev
 deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES)

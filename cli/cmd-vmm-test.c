@@ -29,7 +29,8 @@ enum {
 	OPT_CMDLINE,
 	OPT_INITRD,
 	OPT_AGENT,
-	OPT_HUGEPAGES
+	OPT_HUGEPAGES,
+	OPT_NET
 };
 
 static const struct kal_opt vmm_test_opts[] = {
@@ -56,6 +57,10 @@ static const struct kal_opt vmm_test_opts[] = {
 	  .arg = "ring|console",
 	  .help = "agent channel on shared-memory rings or the console stream, echoed back",
 	  .id = OPT_AGENT },
+	{ .name = "net",
+	  .arg = "user",
+	  .help = "attach virtio-net on libslirp (the guest ARPs for 10.0.2.2)",
+	  .id = OPT_NET },
 	{ 0 },
 };
 
@@ -128,6 +133,12 @@ static int parse_opts(struct vmm_config *cfg, int argc, char **argv, struct kal_
 		case OPT_AGENT:
 			if (agent_loop(cfg, arg, err) < 0)
 				return -1;
+			break;
+		case OPT_NET:
+			if (strcmp(arg, "user") != 0)
+				return kal_cmd_usage_error(&kal_cmd_vmm_test_guest, err,
+							   "--net: `%s` is not `user`", arg);
+			cfg->net_user = true;
 			break;
 		default:
 			return -1;
@@ -202,7 +213,7 @@ const struct kal_cmd kal_cmd_vmm_test_guest = {
 	.summary = "boot a bare test guest on kal's KVM VMM (test hook)",
 	.usage =
 	    "ELF [--blk FILE] [--pmem FILE] [--mem MIB] [--cpus N] [--cmdline STR] [--initrd FILE] "
-	    "[--agent ring|console]",
+	    "[--agent ring|console] [--net user]",
 	.opts = vmm_test_opts,
 	.args = KAL_ARG_FILE,
 	.flags = KAL_CMD_HIDDEN,

@@ -29,8 +29,8 @@ enum {
 	OPT_CPUS,
 	OPT_PMEM,
 	OPT_DISK,
-	OPT_DISK_RO,
 	OPT_AGENT_RING,
+	OPT_NET,
 	OPT_HUGEPAGES
 };
 
@@ -50,10 +50,10 @@ static const struct kal_opt vmm_opts[] = {
 	      "carry the agent stream on shared-memory rings (guest/chan.h); the port only rings",
 	  .id = OPT_AGENT_RING },
 	{ .name = "hugepages", .help = "guest RAM on 2 MiB huge pages", .id = OPT_HUGEPAGES },
-	{ .name = "disk-ro",
-	  .arg = "SERIAL=FILE",
-	  .help = "read-only virtio-blk disk",
-	  .id = OPT_DISK_RO },
+	{ .name = "net",
+	  .arg = "MODE",
+	  .help = "user: virtio-net on libslirp (10.0.2.15, gateway 10.0.2.2); none (default)",
+	  .id = OPT_NET },
 	{ 0 },
 };
 
@@ -106,11 +106,17 @@ static int vmm_parse(struct vmm_config *cfg, int argc, char **argv, struct kal_e
 		case OPT_AGENT_RING:
 			cfg->agent_ring = true;
 			break;
+		case OPT_NET:
+			if (strcmp(arg, "user") != 0 && strcmp(arg, "none") != 0)
+				return kal_cmd_usage_error(&kal_cmd_vmm, err,
+							   "--net wants `user` or `none`, not `%s`",
+							   arg);
+			cfg->net_user = strcmp(arg, "user") == 0;
+			break;
 		case OPT_HUGEPAGES:
 			cfg->hugepages = true;
 			break;
 		case OPT_DISK:
-		case OPT_DISK_RO:
 			eq = strchr(arg, '=');
 			if (!eq || eq == arg || !eq[1])
 				return kal_cmd_usage_error(
@@ -119,9 +125,8 @@ static int vmm_parse(struct vmm_config *cfg, int argc, char **argv, struct kal_e
 				return kal_cmd_usage_error(&kal_cmd_vmm, err, "at most %d disks",
 							   VMM_MAX_DISKS);
 			*eq = '\0';
-			cfg->disks[cfg->nr_disks++] = (struct vmm_disk){
-				.path = eq + 1, .serial = arg, .read_only = c == OPT_DISK_RO
-			};
+			cfg->disks[cfg->nr_disks++] =
+			    (struct vmm_disk){ .path = eq + 1, .serial = arg };
 			break;
 		default:
 			return -1;
@@ -212,8 +217,8 @@ const struct kal_cmd kal_cmd_vmm = {
 	.name = "__vmm",
 	.summary = "run one VM on kal's own VMM (started by the kvm engine)",
 	.usage = "--kernel FILE [--initrd FILE] [--cmdline STR] [--mem MIB] [--cpus N] "
-		 "[--agent-ring] [--hugepages] [--pmem FILE]... [--disk SERIAL=FILE]... [--disk-ro "
-		 "SERIAL=FILE]...",
+		 "[--agent-ring] [--hugepages] [--net user|none] [--pmem FILE]... "
+		 "[--disk SERIAL=FILE]...",
 	.opts = vmm_opts,
 	.flags = KAL_CMD_HIDDEN,
 	.exec = vmm_exec,

@@ -16,7 +16,8 @@ FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omi
 FUZZ_CFLAGS = -std=gnu11 -D_GNU_SOURCE -DKAL_VERSION='"$(VERSION)"' -DKAL_FUZZ=1 -I. \
 	$(PKG_CFLAGS) -g -O1 -MMD -MP $(FUZZ_SAN) \
 	-DKAL_LIBCURL_SONAME='"$(call soname,libcurl,libcurl)"' \
-	-DKAL_LIBARCHIVE_SONAME='"$(call soname,libarchive,libarchive)"' 
+	-DKAL_LIBARCHIVE_SONAME='"$(call soname,libarchive,libarchive)"' \
+	-DKAL_LIBSLIRP_SONAME='"$(call soname,slirp,libslirp)"' 
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz-*.c)
 FUZZ_NAMES = $(patsubst tests/fuzz/fuzz-%.c,%,$(FUZZ_SRCS))
 FUZZ_BINS = $(patsubst %,$(FUZZ_BUILD)/fuzz-%,$(FUZZ_NAMES))

@@ -70,10 +70,6 @@ static bool kvm_nested(void)
 
 static int kvm_check(const struct machine_config *cfg, struct kal_err **err)
 {
-	if (cfg->net != MACHINE_NET_NONE)
-		return kal_err_set(err, ENOTSUP,
-				   "engine `kvm`: --net user is not built yet (virtio-net with "
-				   "libslirp); use --net none, or --engine qemu");
 	if (cfg->n_layers > VMM_MAX_PMEM)
 		return kal_err_set(err, E2BIG, "engine `kvm`: %zu layers, at most %d",
 				   cfg->n_layers, VMM_MAX_PMEM);
@@ -122,6 +118,11 @@ static int kvm_build_argv(struct machine_argv *a, const struct machine_config *c
 	}
 	machine_arg(a, "--disk");
 	machine_arg(a, "kal-upper=%s", cfg->upper_path);
+	/* kal.net=user is on the command line: kal-init sets 10.0.2.15/24 statically */
+	if (cfg->net == MACHINE_NET_USER) {
+		machine_arg(a, "--net");
+		machine_arg(a, "user");
+	}
 	return 0;
 }
 

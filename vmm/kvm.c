@@ -37,6 +37,7 @@
 #include "mem.h"
 #include "mptable.h"
 #include "seccomp.h"
+#include "net.h"
 #include "serial.h"
 #include "snap.h"
 #include "virtio/devices.h"
@@ -84,6 +85,7 @@ struct vm {
 	struct vmm_vcpu vcpus[VMM_MAX_VCPUS];
 	struct virtio_dev *devs[VMM_MAX_DEVS];
 	struct vmm_chan *chan; /* the agent channel's rings, or NULL */
+	struct vmm_net *net;   /* slirp behind the virtio-net card, or NULL */
 	struct vmm_io_src *srcs;
 	unsigned int nr_srcs;
 	pthread_t io_thread;
@@ -854,6 +856,7 @@ static int vm_setup(struct vm *vm, const struct vmm_config *cfg, struct kal_err 
 		unsigned int first_disk = agent_at + agent_port;
 		unsigned int first_pmem = first_disk + cfg->nr_disks;
 		unsigned int rng_at = first_pmem + cfg->nr_pmem;
+		unsigned int net_at = rng_at + cfg->rng;
 
 		if (i == 0 && cfg->console_out >= 0) {
 			vd = virtio_console_create(&vm->mem, base, gsi, cfg->console_in,
@@ -895,7 +898,11 @@ static int vm_setup(struct vm *vm, const struct vmm_config *cfg, struct kal_err 
 			}
 		} else if (i == rng_at && cfg->rng) {
 			vd = virtio_rng_create(&vm->mem, base, gsi, err);
-		} else if (i >= rng_at) {
+		} else if (i == net_at && cfg->net_user) {
+			static const uint8_t mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+
+			vd = virtio_net_create(&vm->mem, base, gsi, mac, err);
+		} else if (i >= net_at) {
 			break;
 		} else {
 			continue;
@@ -907,6 +914,9 @@ static int vm_setup(struct vm *vm, const struct vmm_config *cfg, struct kal_err 
 			return kal_err_set(err, EINVAL, "too many devices (max %d)", VMM_MAX_DEVS);
 		}
 		if (vm_add_dev(vm, vd, err) < 0)
+			return -1;
+		/* after vm_add_dev: the card's TX kick eventfd exists, and the VM owns vd */
+		if (i == net_at && cfg->net_user && !(vm->net = vmm_net_create(vd, err)))
 			return -1;
 		cl_len += 64;
 	}
@@ -995,6 +1005,12 @@ struct vm *vmm_vm_create(const struct vmm_config *cfg, struct kal_err **err)
 	return vm;
 }
 
+/* The net thread's first act (vmm/net.c runs it before touching slirp). */
+static bool net_confine(void *arg)
+{
+	return vm_thread_confine(arg, VMM_SECCOMP_NET, "net thread");
+}
+
 static void sig_kick(int sig)
 {
 	(void)sig; /* only there to interrupt KVM_RUN */
@@ -1043,6 +1059,8 @@ static int io_start(struct vm *vm, struct kal_err **err)
 	if ((errno = pthread_create(&vm->io_thread, NULL, io_thread, vm)))
 		return kal_err_sys(err, errno, "I/O thread");
 	vm->io_started = true;
+	if (vm->net && vmm_net_start(vm->net, net_confine, vm, err) < 0)
+		return -1;
 	return 0;
 }
 
@@ -1073,7 +1091,7 @@ int vmm_vm_run(struct vm *vm, struct vmm_exit *exit, struct kal_err **err)
 		ret = -1;
 	}
 	if (ret == 0 && vm->test_hold) {
-		unsigned int want = vm->nr_vcpus + 1;
+		unsigned int want = vm->nr_vcpus + 1 + (vm->net != NULL);
 
 		pthread_mutex_lock(&vm->exit_lock);
 		while (!vm->stopping && vm->nr_ready < want)
@@ -1098,6 +1116,7 @@ int vmm_vm_run(struct vm *vm, struct vmm_exit *exit, struct kal_err **err)
 		pthread_join(vm->io_thread, NULL);
 		vm->io_started = false;
 	}
+	vmm_net_stop(vm->net);
 	pthread_mutex_lock(&vm->exit_lock);
 	*exit = vm->exit;
 	pthread_mutex_unlock(&vm->exit_lock);
@@ -1113,6 +1132,7 @@ void vmm_vm_destroy(struct vm *vm)
 			munmap(vm->vcpus[i].run, vm->run_size);
 		close(vm->vcpus[i].fd);
 	}
+	vmm_net_destroy(vm->net); /* first: it holds the card's backend pointer */
 	for (unsigned int i = 0; i < vm->nr_devs; i++)
 		virtio_dev_destroy(vm->devs[i]);
 	vmm_chan_destroy(vm->chan);

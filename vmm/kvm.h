@@ -73,6 +73,12 @@ struct vmm_config {
 	unsigned int agent_poll_us;
 	bool hugepages; /* guest RAM from a 2 MiB hugetlb memfd (fails when none are free) */
 	bool rng;
+	/*
+	 * User-mode networking: a virtio-net card (MAC 52:54:00:12:34:56) on
+	 * libslirp, guest 10.0.2.15/24, gateway 10.0.2.2 (never the host's
+	 * loopback), DNS 10.0.2.3; the slirp instance runs on its own thread.
+	 */
+	bool net_user;
 	bool test_hooks;       /* VMM_PORT_SNAPSHOT; for the bare test guest only */
 	bool test_hold;	       /* with test_hooks: filter every thread, then keep the vCPUs out */
 	bool seccomp_selftest; /* with test_hooks: the I/O thread calls openat once filtered */

@@ -13,8 +13,8 @@
  * (checked: "'virtio-pmem-device' is not a valid device model name").
  * --net user is QEMU's slirp with its defaults (restrict=off): the guest
  * reaches the host's loopback services through 10.0.2.2, which QEMU 7.2
- * cannot turn off without cutting all egress (FIXME: kvm engine's libslirp
- * sets disable_host_loopback; reliability.md B6).
+ * cannot turn off without cutting all egress (FIXME; the kvm engine's
+ * libslirp sets disable_host_loopback, vmm/net.c; reliability.md B6).
  */
 #include <errno.h>
 #include <stdio.h>

@@ -17,6 +17,7 @@ enum vmm_seccomp_kind {
 	VMM_SECCOMP_VCPU,    /* KVM_RUN and the exits it hands to the VMM */
 	VMM_SECCOMP_IO,	     /* the device (event loop) thread: epoll, eventfds, host files */
 	VMM_SECCOMP_CONTROL, /* the thread that started the VM, waits for it and tears it down */
+	VMM_SECCOMP_NET,     /* libslirp: the guest's TCP/UDP/ICMP as host sockets */
 };
 
 /* False when KAL_VMM_SECCOMP=0 is set (debugging only). */
@@ -29,7 +30,7 @@ bool vmm_seccomp_enabled(void);
  */
 int vmm_seccomp_install(enum vmm_seccomp_kind kind, struct kal_err **err);
 
-/* Names for messages and docs: "vcpu", "io", "control". */
+/* Names for messages and docs: "vcpu", "io", "control", "net". */
 const char *vmm_seccomp_kind_name(enum vmm_seccomp_kind kind);
 
 #endif

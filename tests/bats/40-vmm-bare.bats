@@ -147,7 +147,23 @@ run_guest() {
 
 @test "__vmm-test-guest: --agent takes ring or console" {
 	run_kal 125 __vmm-test-guest "$GUEST" --agent vsock
-	assert_equal "$stderr" "kal: __vmm-test-guest: --agent: \`vsock\` is neither \`ring\` nor \`console\` (usage: kal __vmm-test-guest ELF [--blk FILE] [--pmem FILE] [--mem MIB] [--cpus N] [--cmdline STR] [--initrd FILE] [--agent ring|console])"
+	assert_equal "$stderr" "kal: __vmm-test-guest: --agent: \`vsock\` is neither \`ring\` nor \`console\` (usage: kal __vmm-test-guest ELF [--blk FILE] [--pmem FILE] [--mem MIB] [--cpus N] [--cmdline STR] [--initrd FILE] [--agent ring|console] [--net user])"
+}
+
+@test "__vmm-test-guest: --net takes only user" {
+	run_kal 125 __vmm-test-guest "$GUEST" --net tap
+	assert_equal "$stderr" "kal: __vmm-test-guest: --net: \`tap\` is not \`user\` (usage: kal __vmm-test-guest ELF [--blk FILE] [--pmem FILE] [--mem MIB] [--cpus N] [--cmdline STR] [--initrd FILE] [--agent ring|console] [--net user])"
+}
+
+@test "bare guest: virtio-net on libslirp answers an ARP request for the gateway" {
+	run_guest "$GUEST" --net user --blk "$DISK"
+	assert_success
+	refute_output --partial "not ok"
+	assert_line "# device id 1 at 0xd0003000 irq 8"
+	assert_line --regexp '^ok [0-9]+ - net: ARP request for 10\.0\.2\.2 transmitted$'
+	assert_line --regexp '^ok [0-9]+ - net: slirp answers the ARP request \(reply from 10\.0\.2\.2 to our MAC\)$'
+	# the card is in the save/restore round trip too
+	assert_line --regexp '^ok [0-9]+ - snapshot: every device saved and restored$'
 }
 
 @test "__vmm-test-guest: missing kernel" {
@@ -183,9 +199,9 @@ run_guest() {
 
 # Start the VMM with the test hold: every thread installs its filter, then the
 # vCPUs stay out of the guest so /proc can be read while the VM is up.
-# Prints the pid; the caller kills it.
+# Extra arguments go to the VMM.  Sets HELD_PID; the caller stops it.
 start_held_vmm() {
-	KAL_VMM_TEST_HOLD=1 "$KAL" __vmm-test-guest "$GUEST" --cpus 2 --blk "$DISK" --pmem "$PMEM" \
+	KAL_VMM_TEST_HOLD=1 "$KAL" __vmm-test-guest "$GUEST" --cpus 2 --blk "$DISK" --pmem "$PMEM" "$@" \
 		</dev/null >/dev/null 2>"$BATS_TEST_TMPDIR/hold.err" 3>&- &
 	HELD_PID=$!
 	for _ in $(seq 150); do
@@ -215,6 +231,16 @@ stop_held_vmm() {
 	[ "${#lines[@]}" -eq 8 ]
 	[ "$(grep -c $'^Seccomp:\t2$' <<<"$output")" -eq 4 ]
 	[ "$(grep -c $'^NoNewPrivs:\t1$' <<<"$output")" -eq 4 ]
+}
+
+@test "seccomp: with --net user the slirp thread runs under a filter too" {
+	start_held_vmm --net user
+	run cat "$BATS_TEST_TMPDIR/hold.err"
+	assert_output "kal: warning: vmm: test hold: 5 threads ready, seccomp on"
+	run grep -h '^Seccomp:' /proc/"$HELD_PID"/task/*/status
+	stop_held_vmm
+	[ "${#lines[@]}" -eq 5 ]
+	[ "$(grep -c $'^Seccomp:\t2$' <<<"$output")" -eq 5 ]
 }
 
 @test "seccomp: KAL_VMM_SECCOMP=0 leaves the threads unfiltered" {

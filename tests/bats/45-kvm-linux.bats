@@ -3,7 +3,8 @@
 # The kvm engine end to end: kal's own VMM boots kal's kernel and agent on the
 # Debian image (layers on read-only virtio-pmem mounted as EROFS with DAX, the agent stream on the
 # shared-memory rings with the `kal.agent` port as their doorbell), and `kal
-# exec` runs commands in it.  On the nested build
+# exec` runs commands in it; user networking is virtio-net on libslirp with the
+# host's loopback out of reach.  On the nested build
 # machines guest kernel code is emulated (~1 µs per instruction), so this is
 # one VM and a few commands, not a suite: boot to the agent takes minutes.
 # bats test_tags=kvm
@@ -21,10 +22,43 @@ setup_file() {
 	"$KAL" load -q --name debian "$(fixture_build debian)" >/dev/null
 	# emulated kernel mode: allow the boot its minutes
 	export KAL_BOOT_TIMEOUT=480 KAL_AGENT_TIMEOUT=300
-	"$KAL" run -d --engine kvm --net none --name k debian >"$BATS_FILE_TMPDIR/run.out" 2>&1 ||
+	"$KAL" run -d --engine kvm --net user --name k debian >"$BATS_FILE_TMPDIR/run.out" 2>&1 ||
 		export KVM_RUN_FAILED=1
 }
 teardown_file() { vm_teardown_file; }
+
+teardown() {
+	local pid
+	[ -f "$BATS_TEST_TMPDIR/http.pids" ] || return 0
+	while read -r pid; do kill "$pid" 2>/dev/null || true; done <"$BATS_TEST_TMPDIR/http.pids"
+}
+
+# http_serve ADDR: serve $BATS_TEST_TMPDIR/www over HTTP on ADDR, a free port; prints the port.
+# Requests are logged to $BATS_TEST_TMPDIR/http.ADDR.log.
+http_serve() {
+	local portfile=$BATS_TEST_TMPDIR/port.$1
+	python3 - "$1" "$BATS_TEST_TMPDIR/www" "$portfile" >"$BATS_TEST_TMPDIR/http.$1.log" 2>&1 3>&- <<'PY' &
+import functools, http.server, os, sys
+addr, root, portfile = sys.argv[1:]
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=root)
+srv = http.server.HTTPServer((addr, 0), handler)
+with open(portfile + ".tmp", "w") as f:
+    f.write(str(srv.server_address[1]))
+os.rename(portfile + ".tmp", portfile)
+srv.serve_forever()
+PY
+	echo $! >>"$BATS_TEST_TMPDIR/http.pids"
+	for _ in $(seq 50); do
+		[ -s "$portfile" ] && break
+		sleep 0.1
+	done
+	cat "$portfile"
+}
+
+# host_ipv4: the host's first global IPv4 address
+host_ipv4() {
+	ip -4 -o addr show scope global 2>/dev/null | awk '{ sub("/.*", "", $4); print $4; exit }'
+}
 
 setup() {
 	vm_setup
@@ -81,11 +115,39 @@ setup() {
 	assert_output "$want  -"
 }
 
-@test "kvm engine: what it cannot do yet is a clear error, not a VM" {
-	run_kal 125 run -d --engine kvm --name knet debian
-	assert_equal "$stderr" "kal: engine \`kvm\`: --net user is not built yet (virtio-net with libslirp); use --net none, or --engine qemu"
+@test "kvm engine: --net user reaches a host service on the host's address" {
+	local ip port
+	ip=$(host_ipv4)
+	[ -n "$ip" ] || skip_host_lacks "a global IPv4 address"
+	mkdir -p "$BATS_TEST_TMPDIR/www"
+	echo "hello from the host" >"$BATS_TEST_TMPDIR/www/hello.txt"
+	port=$(http_serve "$ip")
+	[ -n "$port" ]
+	run_kal 0 exec k bash -c "exec 3<>/dev/tcp/$ip/$port && printf 'GET /hello.txt HTTP/1.0\r\n\r\n' >&3 && cat <&3"
+	assert_line --regexp $'^HTTP/1.0 200 OK\r$'
+	assert_line "hello from the host"
+	grep -q '"GET /hello.txt HTTP/1.0" 200' "$BATS_TEST_TMPDIR/http.$ip.log"
+}
+
+@test "kvm engine: 10.0.2.2 is not the host's loopback; a DNS datagram leaves the VMM alive" {
+	local lport
+	mkdir -p "$BATS_TEST_TMPDIR/www"
+	lport=$(http_serve 127.0.0.1)
+	[ -n "$lport" ]
+	# slirp forwards 10.0.2.3 to the host's nameserver: it reads /etc/resolv.conf on the
+	# filtered net thread (seccomp: read-only openat), so a wrong list would kill the VMM here
+	run_kal 0 exec k bash -c 'echo probe >/dev/udp/10.0.2.3/53'
+	run_kal 1 exec k bash -c "timeout 30 bash -c 'exec 3<>/dev/tcp/10.0.2.2/$lport'"
+	[[ $stderr == *"connect: Network is unreachable"* ]]
+	run grep -c GET "$BATS_TEST_TMPDIR/http.127.0.0.1.log"
+	assert_output 0
+}
+
+@test "kvm engine: what it cannot do is a clear error, not a VM" {
+	run_kal 125 run -d --engine kvm --memory 4G --name kbig debian
+	assert_equal "$stderr" "kal: engine \`kvm\`: 4096 MiB of memory: must be 64 MiB to 3 GiB in 2 MiB steps"
 	run_kal 0 ps -a -q
-	refute_output --partial knet
+	refute_output --partial kbig
 }
 
 @test "kvm engine: ps names the engine, stop ends the VMM" {

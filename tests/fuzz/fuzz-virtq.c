@@ -10,11 +10,14 @@
  *                   0x0 (desc), 0x1000 (avail), 0x2000 (used)
  *   mode bit 0 = 1: the memory image's first 1 KiB is a script of register
  *                   accesses {u16 offset, u8 width|write, u32 value} to a
- *                   device (mode bits 1-2: rng, blk on a memfd, console to
- *                   /dev/null, pmem on a memfd), the rest is its guest memory
+ *                   device (mode bits 1-3: rng, blk on a memfd, console to
+ *                   /dev/null, pmem on a memfd, the agent port, net with two
+ *                   host frames queued and a backend that refuses every third
+ *                   frame), the rest is its guest memory
  * Invariants: no sanitizer report, at most `size` descriptors per chain and
  * at most `size` chains per kick, host allocations never sized by the guest.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -81,6 +84,31 @@ static void backing_files(void)
 	null_fd = open("/dev/null", O_WRONLY);
 }
 
+/* net backend: frames are within the cap; every third one meets a full backend */
+static int fuzz_net_send(void *opaque, const void *frame, size_t len)
+{
+	static unsigned int calls;
+
+	(void)opaque;
+	if (len > VIRTIO_NET_FRAME_MAX)
+		abort();
+	memcpy(sink, frame, len);
+	return ++calls % 3 ? 0 : -EAGAIN;
+}
+
+static struct virtio_dev *make_net(struct guest_mem *m)
+{
+	static const uint8_t mac[6] = { 0x52, 0x54, 0, 0x12, 0x34, 0x56 };
+	struct virtio_dev *vd = virtio_net_create(m, 0xd0000000, 5, mac, NULL);
+
+	if (vd) {
+		virtio_net_set_backend(vd, fuzz_net_send, NULL);
+		virtio_net_receive(vd, sink, 60);
+		virtio_net_receive(vd, sink, VIRTIO_NET_FRAME_MAX);
+	}
+	return vd;
+}
+
 static struct virtio_dev *make_dev(unsigned int kind, struct guest_mem *m)
 {
 	switch (kind) {
@@ -92,6 +120,8 @@ static struct virtio_dev *make_dev(unsigned int kind, struct guest_mem *m)
 		return virtio_pmem_create(m, 0xd0000000, 5, pmem_path, 0x100000000ull, NULL);
 	case 4:
 		return virtio_console_port_create(m, 0xd0000000, 5, "kal.agent", -1, null_fd, NULL);
+	case 5:
+		return make_net(m);
 	default:
 		return virtio_rng_create(m, 0xd0000000, 5, NULL);
 	}
@@ -116,6 +146,11 @@ static void fuzz_transport(unsigned int kind, const uint8_t *script, size_t len,
 		memcpy(&v, script + i + 3, 4);
 		memcpy(buf, &v, 4);
 		virtio_mmio_access(vd, off % 0x1000, buf, widths[wb & 3], wb & 4);
+	}
+	if (kind == 5) {
+		/* the I/O thread's path: a frame from slirp while the guest's state is whatever */
+		virtio_net_receive(vd, sink, 42);
+		virtio_dev_io_ready(vd);
 	}
 	virtio_dev_destroy(vd);
 }

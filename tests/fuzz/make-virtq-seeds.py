@@ -37,11 +37,11 @@ def reg(off, val):
     return struct.pack("<HBI", off, 6, val)
 
 
-for kind, name in enumerate(["rng", "blk", "console", "pmem"]):
+for kind, name in [(0, "rng"), (1, "blk"), (2, "console"), (3, "pmem"), (5, "net")]:
     script = b"".join([
         reg(0x70, 1), reg(0x70, 3), reg(0x24, 1), reg(0x20, 1), reg(0x70, 0xb),
     ])
-    nq = 2 if name == "console" else 1
+    nq = 2 if name in ("console", "net") else 1
     for q in range(nq):
         base = 0x1000 + q * 0x3000
         script += b"".join([
@@ -63,6 +63,10 @@ for kind, name in enumerate(["rng", "blk", "console", "pmem"]):
             chain = [desc(0x7000, 4, 1, 1), desc(0x7100, 4, 2, 0)]
         elif name == "console" and q == 1:
             chain = [desc(0x7000, 32, 0, 0)]
+        elif name == "net" and q == 0:
+            chain = [desc(0x7200, 12 + 1514, 2, 0)]  # a receive buffer for a queued frame
+        elif name == "net":
+            chain = [desc(0x7000, 12 + 42, 0, 0)]  # header + an ARP-sized frame
         else:
             chain = [desc(0x7200, 64, 2, 0)]
         for i, d in enumerate(chain):

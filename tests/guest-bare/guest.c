@@ -56,6 +56,7 @@ typedef uint64_t u64;
 #define D_WRITE		2
 #define D_INDIRECT	4
 
+#define ID_NET	   1
 #define ID_CONSOLE 3
 #define ID_BLK	   2
 #define ID_RNG	   4
@@ -418,7 +419,7 @@ static void parse_cmdline(const char *s)
 			}
 			if (rd(d, R_MAGIC) == 0x74726976 && rd(d, R_VERSION) == 2) {
 				d->id = rd(d, R_DEVICE_ID);
-				d->nq = d->id == ID_CONSOLE ? 2 : 1;
+				d->nq = d->id == ID_CONSOLE || d->id == ID_NET ? 2 : 1;
 				nr_devs++;
 			}
 		} else {
@@ -555,6 +556,41 @@ static void test_rng(struct dev *d)
 	for (int i = 0; i < 64; i++)
 		nonzero |= bufs[2][i];
 	ok(n == 64 && nonzero, "rng: 64 bytes of entropy");
+}
+
+/*
+ * virtio-net on slirp: post a receive buffer, send an ARP request for the
+ * gateway 10.0.2.2 from 10.0.2.15, and expect slirp's ARP reply.
+ */
+static void test_net(struct dev *d)
+{
+	static const u8 mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+	static const u8 arp_head[8] = { 0, 1, 8, 0, 6, 4, 0, 1 }; /* Ethernet/IPv4, request */
+	static const u8 gw[4] = { 10, 0, 2, 2 }, me[4] = { 10, 0, 2, 15 };
+	u8 *tx = bufs[0], *rx = bufs[3], *a = rx + 12 + 14;
+	u32 len = 0;
+	int sent;
+
+	memset(rx, 0, 128);
+	set_desc(&d->q[0], 0, rx, 12 + 1514, D_WRITE, 0);
+	vq_kick(d, 0, 0);
+	memset(tx, 0, 12 + 42); /* virtio_net_hdr_v1, no offloads */
+	memset(tx + 12, 0xff, 6);
+	memcpy(tx + 12 + 6, mac, 6);
+	tx[12 + 12] = 0x08; /* ethertype ARP */
+	tx[12 + 13] = 0x06;
+	memcpy(tx + 26, arp_head, 8);
+	memcpy(tx + 34, mac, 6);
+	memcpy(tx + 40, me, 4);
+	memcpy(tx + 50, gw, 4);
+	set_desc(&d->q[1], 0, tx, 12 + 42, 0, 0);
+	vq_kick(d, 1, 0);
+	sent = vq_wait(d, 1, &len) == 1;
+	ok(sent, "net: ARP request for 10.0.2.2 transmitted");
+	ok(sent && vq_wait(d, 0, &len) == 1 && len >= 12 + 42 && rx[12 + 12] == 0x08 &&
+	       rx[12 + 13] == 0x06 && a[7] == 2 && memeq(a + 14, gw, 4) && memeq(a + 18, mac, 6) &&
+	       memeq(rx + 12, mac, 6),
+	   "net: slirp answers the ARP request (reply from 10.0.2.2 to our MAC)");
 }
 
 /* One hostile submission on d's queue 0, then recovery by reset. */
@@ -1113,7 +1149,7 @@ void guest_main(struct start_info *si);
 
 void guest_main(struct start_info *si)
 {
-	struct dev *con, *blk, *pmem, *rng;
+	struct dev *con, *blk, *pmem, *rng, *net;
 
 	puts_dbg("TAP version 13\n");
 	ok(si->magic == 0x336ec578, "pvh: start_info magic");
@@ -1134,6 +1170,7 @@ void guest_main(struct start_info *si)
 	blk = find(ID_BLK);
 	pmem = find(ID_PMEM);
 	rng = find(ID_RNG);
+	net = find(ID_NET);
 	ok(con && rng, "virtio-mmio: console and rng found from the command line");
 	for (unsigned int i = 0; i < nr_devs; i++) {
 		puts_dbg("# device id ");
@@ -1151,6 +1188,8 @@ void guest_main(struct start_info *si)
 		test_blk(blk);
 	if (pmem)
 		test_pmem(pmem);
+	if (net)
+		test_net(net);
 	if (rng && blk) {
 		/* device state through save -> scribble -> restore, then keep using it */
 		outb(PORT_SNAPSHOT, 1);

@@ -15,6 +15,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -34,6 +35,9 @@ enum probe {
 	PROBE_MMAP_RW,	  /* mmap PROT_READ|PROT_WRITE: allowed for malloc */
 	PROBE_PREAD,	  /* I/O thread only */
 	PROBE_EXIT_GROUP, /* control thread only */
+	PROBE_SOCKET4,	  /* socket(AF_INET) + close: net thread only */
+	PROBE_SOCKET6,	  /* socket(AF_INET6): refused by argument (IPv6 is off) */
+	PROBE_OPEN_WRITE, /* openat for writing: refused by argument on the net list */
 };
 
 /* Returns the child's wait status after it installed @kind and ran @p. */
@@ -83,6 +87,16 @@ static int run_probe(enum vmm_seccomp_kind kind, enum probe p)
 			break;
 		case PROBE_EXIT_GROUP:
 			syscall(SYS_exit_group, 0);
+			break;
+		case PROBE_SOCKET4:
+			if (syscall(SYS_close, syscall(SYS_socket, AF_INET, SOCK_DGRAM, 0)) != 0)
+				_exit(104);
+			break;
+		case PROBE_SOCKET6:
+			syscall(SYS_socket, AF_INET6, SOCK_DGRAM, 0);
+			break;
+		case PROBE_OPEN_WRITE:
+			syscall(SYS_openat, AT_FDCWD, "/dev/null", O_WRONLY);
 			break;
 		}
 		/* plain exit: exit_group is only on the control list */
@@ -143,6 +157,22 @@ static void test_seccomp_control(void **state)
 	assert_killed(VMM_SECCOMP_CONTROL, PROBE_OPENAT);
 }
 
+static void test_seccomp_net(void **state)
+{
+	(void)state;
+	assert_allowed(VMM_SECCOMP_NET, PROBE_WRITE);
+	assert_allowed(VMM_SECCOMP_NET, PROBE_SOCKET4);
+	/* read-only opens pass: libslirp re-reads /etc/resolv.conf (docs/vmm.md) */
+	assert_allowed(VMM_SECCOMP_NET, PROBE_OPENAT);
+	assert_killed(VMM_SECCOMP_NET, PROBE_OPEN_WRITE);
+	assert_killed(VMM_SECCOMP_NET, PROBE_SOCKET6);
+	assert_killed(VMM_SECCOMP_NET, PROBE_KVM_RUN);
+	assert_killed(VMM_SECCOMP_NET, PROBE_PREAD);
+	assert_killed(VMM_SECCOMP_NET, PROBE_MMAP_EXEC);
+	assert_killed(VMM_SECCOMP_NET, PROBE_EXIT_GROUP);
+	assert_killed(VMM_SECCOMP_IO, PROBE_SOCKET4);
+}
+
 static void test_seccomp_off(void **state)
 {
 	(void)state;
@@ -156,9 +186,8 @@ static void test_seccomp_off(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_seccomp_vcpu),
-		cmocka_unit_test(test_seccomp_io),
-		cmocka_unit_test(test_seccomp_control),
+		cmocka_unit_test(test_seccomp_vcpu),	cmocka_unit_test(test_seccomp_io),
+		cmocka_unit_test(test_seccomp_control), cmocka_unit_test(test_seccomp_net),
 		cmocka_unit_test(test_seccomp_off),
 	};
 
