@@ -33,6 +33,7 @@ enum {
 	OPT_NET,
 	OPT_ENGINE,
 	OPT_HUGEPAGES,
+	OPT_PUBLISH,
 };
 
 #define RUN_DEFAULT_MEMORY_MIB 512
@@ -51,6 +52,8 @@ static const struct kal_opt run_opts[] = {
 	{ "cpus", 0, "N", "virtual CPUs (default 1)", OPT_CPUS },
 	{ "net", 0, "MODE", "network: user (NAT, default) or none", OPT_NET },
 	{ "engine", 0, "ENGINE", "kvm, qemu or auto (default: $KAL_ENGINE or auto)", OPT_ENGINE },
+	{ "publish", 'p', "[IP:]HOST:GUEST[/udp]",
+	  "forward a host port (default IP 127.0.0.1) to the guest; needs --net user", 0 },
 	{ "hugepages", 0, NULL, "back guest memory with 2 MiB huge pages (reserved on the host)",
 	  OPT_HUGEPAGES },
 	{ 0 },
@@ -124,6 +127,10 @@ int kal_run_boot(struct kal_ctx *ctx, const struct kal_run_vm *o, char **name_ou
 		    ic_image_open(ctx->home, o->image, false, &img, err) < 0)
 			return -1;
 	}
+	if (o->n_publish && o->net != MACHINE_NET_USER) {
+		ic_image_free(img);
+		return kal_err_set(err, EINVAL, "-p/--publish needs --net user");
+	}
 	if (o->hugepages && machine_hugepages_check(
 				o->memory_mib ? o->memory_mib : RUN_DEFAULT_MEMORY_MIB, err) < 0) {
 		ic_image_free(img);
@@ -155,6 +162,8 @@ int kal_run_boot(struct kal_ctx *ctx, const struct kal_run_vm *o, char **name_ou
 		.cpus = o->cpus ? o->cpus : 1,
 		.net = o->net,
 		.hugepages = o->hugepages,
+		.publish = (char **)o->publish,
+		.n_publish = o->n_publish,
 		.created = (long long)time(NULL),
 		.auto_remove = o->auto_remove,
 		.upper_size = RUN_UPPER_SIZE,
@@ -262,6 +271,20 @@ static int run_exec(struct kal_ctx *ctx, int argc, char **argv, struct kal_err *
 		case OPT_HUGEPAGES:
 			o.hugepages = true;
 			break;
+		case 'p': {
+			struct vmm_forward f;
+			char canon[MACHINE_FORWARD_CANON_MAX];
+
+			if (o.n_publish >= VMM_MAX_FORWARDS) {
+				kal_cmd_usage_error(&kal_cmd_run, err, "at most %d published ports",
+						    VMM_MAX_FORWARDS);
+				goto out;
+			}
+			if (machine_forward_parse(arg, &f, canon, err) < 0)
+				goto out;
+			o.publish[o.n_publish++] = xstrdup(canon);
+			break;
+		}
 		default:
 			goto out;
 		}
@@ -353,6 +376,8 @@ out:
 	for (size_t i = 0; i < nowned; i++)
 		free(owned[i]);
 	free(owned);
+	for (size_t i = 0; i < o.n_publish; i++)
+		free(o.publish[i]);
 	if (img)
 		ic_image_free(img);
 	return code;
@@ -362,7 +387,8 @@ const struct kal_cmd kal_cmd_run = {
 	.name = "run",
 	.summary = "boot a new VM from an image and run a command in it",
 	.usage = "[--name N] [--rm] [-d] [-i] [-t] [-e K=V]... [-w DIR] [-u USER] [--memory SIZE] "
-		 "[--cpus N] [--net user|none] [--engine E] [--hugepages] IMAGE [CMD...]",
+		 "[--cpus N] [--net user|none] [--engine E] [--hugepages] [-p [IP:]HOST:GUEST]... "
+		 "IMAGE [CMD...]",
 	.description = "Boot a new microVM from IMAGE (pulled first when it is not cached). "
 		       "Without -d, run CMD (default: the image's entrypoint and command) in it, "
 		       "stop the VM when it ends and exit with its status (125: kal failed, 126: "

@@ -19,6 +19,7 @@
 
 #include "../lib/err.h"
 #include "../vmm/kvm.h"
+#include "../vmm/machine.h"
 #include "cmd.h"
 
 enum {
@@ -31,7 +32,8 @@ enum {
 	OPT_DISK,
 	OPT_AGENT_RING,
 	OPT_NET,
-	OPT_HUGEPAGES
+	OPT_HUGEPAGES,
+	OPT_PUBLISH
 };
 
 static const struct kal_opt vmm_opts[] = {
@@ -49,6 +51,10 @@ static const struct kal_opt vmm_opts[] = {
 	  .help =
 	      "carry the agent stream on shared-memory rings (guest/chan.h); the port only rings",
 	  .id = OPT_AGENT_RING },
+	{ .name = "publish",
+	  .arg = "IP:HOST:GUEST/PROTO",
+	  .help = "with --net user: forward a host port to the guest",
+	  .id = OPT_PUBLISH },
 	{ .name = "hugepages", .help = "guest RAM on 2 MiB huge pages", .id = OPT_HUGEPAGES },
 	{ .name = "net",
 	  .arg = "MODE",
@@ -115,6 +121,15 @@ static int vmm_parse(struct vmm_config *cfg, int argc, char **argv, struct kal_e
 			break;
 		case OPT_HUGEPAGES:
 			cfg->hugepages = true;
+			break;
+		case OPT_PUBLISH:
+			if (cfg->nr_forwards >= VMM_MAX_FORWARDS)
+				return kal_cmd_usage_error(
+				    &kal_cmd_vmm, err, "at most %d --publish", VMM_MAX_FORWARDS);
+			if (machine_forward_parse(arg, &cfg->forwards[cfg->nr_forwards], NULL,
+						  err) < 0)
+				return -1;
+			cfg->nr_forwards++;
 			break;
 		case OPT_DISK:
 			eq = strchr(arg, '=');
@@ -216,9 +231,10 @@ static int vmm_exec(struct kal_ctx *ctx, int argc, char **argv, struct kal_err *
 const struct kal_cmd kal_cmd_vmm = {
 	.name = "__vmm",
 	.summary = "run one VM on kal's own VMM (started by the kvm engine)",
-	.usage = "--kernel FILE [--initrd FILE] [--cmdline STR] [--mem MIB] [--cpus N] "
-		 "[--agent-ring] [--hugepages] [--net user|none] [--pmem FILE]... "
-		 "[--disk SERIAL=FILE]...",
+	.usage =
+	    "--kernel FILE [--initrd FILE] [--cmdline STR] [--mem MIB] [--cpus N] "
+	    "[--agent-ring] [--hugepages]  [--net user|none] [--publish SPEC]... [--pmem FILE]... "
+	    "[--disk SERIAL=FILE]...",
 	.opts = vmm_opts,
 	.flags = KAL_CMD_HIDDEN,
 	.exec = vmm_exec,

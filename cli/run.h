@@ -23,6 +23,8 @@ struct kal_run_vm {
 	enum machine_net net;
 	bool auto_remove;
 	bool hugepages;
+	char *publish[VMM_MAX_FORWARDS]; /* canonical specs (machine_forward_parse), owned */
+	size_t n_publish;
 };
 
 /*

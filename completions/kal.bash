@@ -63,7 +63,7 @@ _kal_cmd_info() {
 		_kal_kind='image'
 		;;
 	run)
-		_kal_opts='--name --rm --detach --interactive --tty --env --workdir --user --memory --cpus --net --engine --hugepages --help'
+		_kal_opts='--name --rm --detach --interactive --tty --env --workdir --user --memory --cpus --net --engine --publish --hugepages --help'
 		_kal_kind='image'
 		;;
 	shell)
@@ -122,6 +122,7 @@ _kal_argkind() {
 		--cpus) echo none ;;
 		--net) echo none ;;
 		--engine) echo none ;;
+		--publish | -p) echo none ;;
 		*) return 1 ;;
 		esac
 		;;

@@ -16,7 +16,7 @@ function __kal_argopts -a cmd
         case pull
             printf '%s\n' --platform
         case run
-            printf '%s\n' --name --env -e --workdir -w --user -u --memory -m --cpus --net --engine
+            printf '%s\n' --name --env -e --workdir -w --user -u --memory -m --cpus --net --engine --publish -p
         case shell
             printf '%s\n' --user -u --workdir -w
         case stop
@@ -181,6 +181,7 @@ complete -c kal -n '__kal_at run first' -s m -l memory -x -d 'guest memory, e.g.
 complete -c kal -n '__kal_at run first' -l cpus -x -d 'virtual CPUs (default 1)'
 complete -c kal -n '__kal_at run first' -l net -x -d 'network: user (NAT, default) or none'
 complete -c kal -n '__kal_at run first' -l engine -x -d 'kvm, qemu or auto (default: $KAL_ENGINE or auto)'
+complete -c kal -n '__kal_at run first' -s p -l publish -x -d 'forward a host port (default IP 127.0.0.1) to the guest; needs --net user'
 complete -c kal -n '__kal_at run first' -l hugepages -d 'back guest memory with 2 MiB huge pages (reserved on the host)'
 complete -c kal -n '__kal_at run first' -l help -d 'show help for this command'
 complete -c kal -n '__kal_at run first' -x -a '(__kal_list images)'

@@ -122,6 +122,10 @@ static int kvm_build_argv(struct machine_argv *a, const struct machine_config *c
 	if (cfg->net == MACHINE_NET_USER) {
 		machine_arg(a, "--net");
 		machine_arg(a, "user");
+		for (size_t i = 0; i < cfg->n_publish; i++) {
+			machine_arg(a, "--publish");
+			machine_arg(a, "%s", cfg->publish[i]);
+		}
 	}
 	return 0;
 }

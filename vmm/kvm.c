@@ -916,7 +916,8 @@ static int vm_setup(struct vm *vm, const struct vmm_config *cfg, struct kal_err 
 		if (vm_add_dev(vm, vd, err) < 0)
 			return -1;
 		/* after vm_add_dev: the card's TX kick eventfd exists, and the VM owns vd */
-		if (i == net_at && cfg->net_user && !(vm->net = vmm_net_create(vd, err)))
+		if (i == net_at && cfg->net_user &&
+		    !(vm->net = vmm_net_create(vd, cfg->forwards, cfg->nr_forwards, err)))
 			return -1;
 		cl_len += 64;
 	}

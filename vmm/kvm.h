@@ -40,6 +40,14 @@ struct vm;
 #define VMM_MAX_DISKS	   8
 #define VMM_MAX_PMEM	   8
 
+/* A published port: host_addr:host_port on the host is forwarded to the guest's 10.0.2.15:guest_port. */
+struct vmm_forward {
+	bool udp;
+	uint32_t host_addr; /* IPv4, network byte order */
+	uint16_t host_port, guest_port;
+};
+#define VMM_MAX_FORWARDS 16
+
 struct vmm_disk {
 	const char *path;
 	const char *serial;
@@ -79,6 +87,8 @@ struct vmm_config {
 	 * loopback), DNS 10.0.2.3; the slirp instance runs on its own thread.
 	 */
 	bool net_user;
+	unsigned int nr_forwards; /* with net_user: ports published on the host */
+	struct vmm_forward forwards[VMM_MAX_FORWARDS];
 	bool test_hooks;       /* VMM_PORT_SNAPSHOT; for the bare test guest only */
 	bool test_hold;	       /* with test_hooks: filter every thread, then keep the vCPUs out */
 	bool seccomp_selftest; /* with test_hooks: the I/O thread calls openat once filtered */

@@ -4,6 +4,7 @@
  * speed probe that tells hardware KVM apart from a nested KVM that emulates
  * guest kernel mode instruction by instruction (reference/nested-kvm.md).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -147,6 +148,64 @@ double machine_kvm_probe_ns(struct kal_err **err)
 	if (done < 0)
 		return kal_err_set(err, why_code, "%s", why), -1;
 	return ns;
+}
+
+static int forward_port(const char *s, size_t len, uint16_t *port)
+{
+	unsigned long v = 0;
+
+	if (len == 0 || len > 5)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (unsigned long)(s[i] - '0');
+	}
+	if (v < 1 || v > 65535)
+		return -1;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+int machine_forward_parse(const char *spec, struct vmm_forward *f, char *canon,
+			  struct kal_err **err)
+{
+	const char *slash = strchr(spec, '/'), *end = slash ? slash : spec + strlen(spec);
+	const char *c2 = NULL, *c1 = NULL, *ports = spec;
+	char ip[INET_ADDRSTRLEN] = "127.0.0.1";
+	struct in_addr a;
+
+	*f = (struct vmm_forward){ 0 };
+	for (const char *p = spec; p < end; p++)
+		if (*p == ':') {
+			c1 = c2;
+			c2 = p;
+		}
+	if (slash && strcmp(slash, "/tcp") && strcmp(slash, "/udp"))
+		goto bad;
+	f->udp = slash && !strcmp(slash, "/udp");
+	if (!c2)
+		goto bad;
+	if (c1) {
+		if ((size_t)(c1 - spec) >= sizeof(ip))
+			goto bad;
+		memcpy(ip, spec, (size_t)(c1 - spec));
+		ip[c1 - spec] = '\0';
+		ports = c1 + 1;
+	}
+	if (inet_pton(AF_INET, ip, &a) != 1 ||
+	    forward_port(ports, (size_t)(c2 - ports), &f->host_port) < 0 ||
+	    forward_port(c2 + 1, (size_t)(end - c2 - 1), &f->guest_port) < 0)
+		goto bad;
+	f->host_addr = a.s_addr;
+	if (canon)
+		snprintf(canon, MACHINE_FORWARD_CANON_MAX, "%s:%u:%u/%s", ip, f->host_port,
+			 f->guest_port, f->udp ? "udp" : "tcp");
+	return 0;
+bad:
+	return kal_err_set(
+	    err, EINVAL, "bad published port `%s` (want [IP:]HOST:GUEST[/tcp|/udp], e.g. 8080:80)",
+	    spec);
 }
 
 int machine_hugepages_check(unsigned int memory_mib, struct kal_err **err)

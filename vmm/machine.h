@@ -44,6 +44,9 @@ struct machine_config {
 	unsigned int vcpus;
 	enum machine_net net;
 	bool hugepages; /* guest RAM on 2 MiB huge pages (machine_hugepages_check first) */
+	char *const
+	    *publish; /* canonical forwards "IP:HOST:GUEST/PROTO" (needs MACHINE_NET_USER) */
+	size_t n_publish;
 	const char *extra_cmdline; /* appended to the kernel command line, may be NULL */
 	const char *state_dir;	   /* the VM directory: engines put their private files here */
 	const char *console_log;   /* informational: where the supervisor keeps the console */
@@ -128,6 +131,16 @@ double machine_kvm_probe_ns(struct kal_err **err);
  * /usr/local/lib/kal/vmlinux.  Caller frees.
  */
 char *machine_kernel_find(struct kal_err **err);
+
+/*
+ * A published port as users write it (docker's -p): [IP:]HOST:GUEST[/tcp|/udp].
+ * IP defaults to 127.0.0.1 (only this host), ports are 1-65535.  canon (if
+ * not NULL, 48 bytes) gets the fully spelled form "127.0.0.1:8080:80/tcp",
+ * which this function parses back to the same forward.
+ */
+int machine_forward_parse(const char *spec, struct vmm_forward *f, char *canon,
+			  struct kal_err **err);
+#define MACHINE_FORWARD_CANON_MAX 48
 
 /*
  * Are there enough free 2 MiB huge pages for memory_mib of guest RAM?  The

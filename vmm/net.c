@@ -9,6 +9,7 @@
  * bounded receive queue.
  */
 #include <dlfcn.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -43,6 +44,7 @@ static struct {
 	__typeof__(slirp_pollfds_poll) *pollfds_poll;
 	__typeof__(slirp_input) *input;
 	__typeof__(slirp_handle_timer) *handle_timer;
+	__typeof__(slirp_add_hostfwd) *add_hostfwd;
 } lib = { .once = PTHREAD_ONCE_INIT };
 
 static void net_lib_load(void)
@@ -63,6 +65,7 @@ static void net_lib_load(void)
 	NET_SYM(pollfds_poll, "slirp_pollfds_poll")
 	NET_SYM(input, "slirp_input")
 	NET_SYM(handle_timer, "slirp_handle_timer")
+	NET_SYM(add_hostfwd, "slirp_add_hostfwd")
 #undef NET_SYM
 	if (miss) {
 		snprintf(lib.err, sizeof(lib.err), "%s: no `%s`", KAL_LIBSLIRP_SONAME, miss);
@@ -401,7 +404,8 @@ static struct in_addr net_ip4(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
 						 (uint32_t)c << 8 | d) };
 }
 
-struct vmm_net *vmm_net_create(struct virtio_dev *vd, struct kal_err **err)
+struct vmm_net *vmm_net_create(struct virtio_dev *vd, const struct vmm_forward *fw,
+			       unsigned int nfw, struct kal_err **err)
 {
 	SlirpConfig cfg = {
 		.version = 4,
@@ -442,6 +446,22 @@ struct vmm_net *vmm_net_create(struct virtio_dev *vd, struct kal_err **err)
 		kal_err_set(err, EINVAL, "net: libslirp refused its configuration");
 		vmm_net_destroy(n);
 		return NULL;
+	}
+	for (unsigned int i = 0; i < nfw; i++) {
+		struct in_addr host = { .s_addr = fw[i].host_addr };
+		char ip[INET_ADDRSTRLEN];
+
+		if (lib.add_hostfwd(n->slirp, fw[i].udp, host, fw[i].host_port,
+				    net_ip4(10, 0, 2, 15), fw[i].guest_port) < 0) {
+			inet_ntop(AF_INET, &host, ip, sizeof(ip));
+			kal_err_set(
+			    err, EADDRINUSE,
+			    "net: cannot publish %s:%u/%s on the host (in use, or not a local "
+			    "address)",
+			    ip, fw[i].host_port, fw[i].udp ? "udp" : "tcp");
+			vmm_net_destroy(n);
+			return NULL;
+		}
 	}
 	virtio_net_set_backend(vd, net_send, n);
 	return n;

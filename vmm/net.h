@@ -16,6 +16,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "kvm.h"
+
 struct kal_err;
 struct virtio_dev;
 struct vmm_net;
@@ -23,7 +25,12 @@ struct vmm_net;
 #define VMM_NET_TX_SLOTS 64 /* guest frames queued for the net thread */
 
 /* The slirp instance, wired to a virtio-net device (frames both ways). */
-struct vmm_net *vmm_net_create(struct virtio_dev *vd, struct kal_err **err);
+/*
+ * ... publishing fw[0..n) on the host (listening sockets made now, before any
+ * filter; the net thread only accepts on them).
+ */
+struct vmm_net *vmm_net_create(struct virtio_dev *vd, const struct vmm_forward *fw, unsigned int n,
+			       struct kal_err **err);
 /*
  * Start the net thread; it calls confine(arg) first (the seccomp filter) and
  * ends at once when that returns false.

@@ -16,6 +16,7 @@
  * cannot turn off without cutting all egress (FIXME; the kvm engine's
  * libslirp sets disable_host_loopback, vmm/net.c; reliability.md B6).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -236,8 +237,24 @@ static void qemu_build_argv(struct machine_argv *a, const struct machine_config 
 	machine_arg(a, "-device");
 	machine_arg(a, "virtserialport,chardev=agent,name=kal.agent");
 	if (cfg->net == MACHINE_NET_USER) {
+		_cleanup_free_ char *fwd = xstrdup("");
+
+		/* -p: hostfwd=tcp:IP:HOST-:GUEST (the guest address defaults to 10.0.2.15) */
+		for (size_t i = 0; i < cfg->n_publish; i++) {
+			struct vmm_forward f;
+			char ip[INET_ADDRSTRLEN];
+			char *more;
+
+			if (machine_forward_parse(cfg->publish[i], &f, NULL, NULL) < 0)
+				continue; /* checked when the VM was created */
+			inet_ntop(AF_INET, &f.host_addr, ip, sizeof(ip));
+			more = xasprintf("%s,hostfwd=%s:%s:%u-:%u", fwd, f.udp ? "udp" : "tcp", ip,
+					 f.host_port, f.guest_port);
+			free(fwd);
+			fwd = more;
+		}
 		machine_arg(a, "-netdev");
-		machine_arg(a, "user,id=n0");
+		machine_arg(a, "user,id=n0%s", fwd);
 		machine_arg(a, "-device");
 		machine_arg(a, "virtio-net-device,netdev=n0");
 	}

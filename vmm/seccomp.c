@@ -141,6 +141,8 @@ static const struct vmm_seccomp_rule vmm_seccomp_control[] = {
  * - setsockopt, getsockopt: SO_REUSEADDR/SO_OOBINLINE/TCP_NODELAY/IP_TTL/IP_RECVERR
  *   on new sockets, SO_ERROR after a non-blocking connect
  * - getsockname, getpeername, shutdown: TCP state changes
+ * - accept, accept4: connections to a published port (-p; slirp made the listening
+ *   socket before the filter)
  * - fcntl: O_NONBLOCK on each new socket
  * - ioctl FIONREAD only: how much a UDP socket holds before reading it
  * - openat read-only, newfstatat: libslirp forwards 10.0.2.3 to the host's first
@@ -152,7 +154,8 @@ static const struct vmm_seccomp_rule vmm_seccomp_net[] = {
 	ALLOW(poll),	   ALLOW(restart_syscall), ALLOW(read),	       ALLOW(connect),
 	ALLOW(close),	   ALLOW(sendto),	   ALLOW(recvfrom),    ALLOW(recvmsg),
 	ALLOW(setsockopt), ALLOW(getsockopt),	   ALLOW(getsockname), ALLOW(getpeername),
-	ALLOW(shutdown),   ALLOW(fcntl),	   ALLOW(newfstatat),  ALLOW_IOCTL(FIONREAD),
+	ALLOW(shutdown),   ALLOW(accept),	   ALLOW(accept4),     ALLOW(fcntl),
+	ALLOW(newfstatat), ALLOW_IOCTL(FIONREAD),
 };
 
 bool vmm_seccomp_enabled(void)

@@ -797,6 +797,8 @@ static int sup_boot(struct sup *s, struct kal_err **err)
 		.vcpus = s->cfg->cpus,
 		.net = s->cfg->net,
 		.hugepages = s->cfg->hugepages,
+		.publish = s->cfg->publish,
+		.n_publish = s->cfg->n_publish,
 		.extra_cmdline = getenv("KAL_CMDLINE_EXTRA"),
 		.state_dir = s->dir,
 		.console_log = con,

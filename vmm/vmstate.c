@@ -130,6 +130,13 @@ static char *config_to_json(const struct vm_config *c)
 		json_object_array_add(layers, l);
 	}
 	json_object_object_add(o, "layers", layers);
+	{
+		json_object *pub = json_object_new_array();
+
+		for (size_t i = 0; i < c->n_publish; i++)
+			json_object_array_add(pub, json_object_new_string(c->publish[i]));
+		json_object_object_add(o, "publish", pub);
+	}
 	out = xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
 							    JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
@@ -216,6 +223,25 @@ int vmstate_load(const char *home, const char *name, struct vm_config **out, str
 			c->n_layers++;
 		}
 	}
+	if (json_object_object_get_ex(o, "publish", &layers) &&
+	    json_object_is_type(layers, json_type_array)) {
+		size_t n = json_object_array_length(layers);
+
+		c->publish = xcalloc(n + 1, sizeof(char *));
+		for (size_t i = 0; i < n; i++) {
+			struct vmm_forward f;
+
+			s = json_object_get_string(json_object_array_get_idx(layers, i));
+			if (!s || machine_forward_parse(s, &f, NULL, NULL) < 0) {
+				json_object_put(o);
+				vm_config_free(c);
+				return kal_err_set(err, EINVAL,
+						   "VM `%s`: config.json: bad published port %zu",
+						   name, i);
+			}
+			c->publish[c->n_publish++] = xstrdup(s);
+		}
+	}
 	json_object_put(o);
 	*out = c;
 	return 0;
@@ -233,6 +259,9 @@ void vm_config_free(struct vm_config *c)
 		free(c->layer_paths[i]);
 	free(c->layer_paths);
 	free(c->layer_sizes);
+	for (size_t i = 0; i < c->n_publish; i++)
+		free(c->publish[i]);
+	free(c->publish);
 	free(c);
 }
 

@@ -39,7 +39,9 @@ struct vm_config {
 	unsigned int memory_mib;
 	unsigned int cpus;
 	enum machine_net net;
-	bool hugepages;	     /* guest RAM on 2 MiB huge pages */
+	bool hugepages; /* guest RAM on 2 MiB huge pages */
+	char **publish; /* published ports, canonical (machine_forward_parse) */
+	size_t n_publish;
 	long long created;   /* unix seconds */
 	bool auto_remove;    /* the supervisor removes the VM when it ends (--rm) */
 	uint64_t upper_size; /* bytes */

@@ -136,6 +136,23 @@ setup() { vm_setup; }
 	[ "$taken" -ge 64 ]
 }
 
+@test "run -p: a published port reaches the guest; bad specs and --net none are refused" {
+	run_kal 125 run --rm -p 99999:80 busybox true
+	assert_equal "$stderr" "kal: bad published port \`99999:80\` (want [IP:]HOST:GUEST[/tcp|/udp], e.g. 8080:80)"
+	run_kal 125 run --rm -p 1.2.3:80:80/sctp busybox true
+	assert_equal "$stderr" "kal: bad published port \`1.2.3:80:80/sctp\` (want [IP:]HOST:GUEST[/tcp|/udp], e.g. 8080:80)"
+	run_kal 125 run --rm --net none -p 8080:80 busybox true
+	assert_equal "$stderr" "kal: -p/--publish needs --net user"
+	port=$(_registry_free_port)
+	run_kal 0 run -d --name pub -p "$port:8000" busybox
+	run jq -r '.publish[0]' "$KAL_HOME/vms/pub/config.json"
+	assert_output "127.0.0.1:$port:8000/tcp"
+	run_kal 0 exec pub sh -c 'mkdir -p /www && echo hello-from-pub >/www/index.html && httpd -p 8000 -h /www'
+	got=$(curl -fsS --max-time 20 "http://127.0.0.1:$port/index.html" || true)
+	run_kal 0 rm -f pub
+	assert_equal "$got" hello-from-pub
+}
+
 # frozen_qemu: KAL_QEMU that starts QEMU with its vCPUs stopped (-S): QMP answers,
 # the guest never runs, so the agent never comes (however fast the host boots)
 frozen_qemu() {

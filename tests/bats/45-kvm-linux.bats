@@ -22,7 +22,9 @@ setup_file() {
 	"$KAL" load -q --name debian "$(fixture_build debian)" >/dev/null
 	# emulated kernel mode: allow the boot its minutes
 	export KAL_BOOT_TIMEOUT=480 KAL_AGENT_TIMEOUT=300
-	"$KAL" run -d --engine kvm --net user --name k debian >"$BATS_FILE_TMPDIR/run.out" 2>&1 ||
+	KPORT=$(_registry_free_port)
+	export KPORT
+	"$KAL" run -d --engine kvm --net user -p "$KPORT:8000" --name k debian >"$BATS_FILE_TMPDIR/run.out" 2>&1 ||
 		export KVM_RUN_FAILED=1
 }
 teardown_file() { vm_teardown_file; }
@@ -141,6 +143,17 @@ setup() {
 	[[ $stderr == *"connect: Network is unreachable"* ]]
 	run grep -c GET "$BATS_TEST_TMPDIR/http.127.0.0.1.log"
 	assert_output 0
+}
+
+@test "kvm engine: -p publishes a guest port on the host's 127.0.0.1" {
+	# a one-shot TCP server in the guest (perl-base is in every Debian image)
+	run_kal 0 exec k sh -c 'perl -MIO::Socket::INET -e '\''$s = IO::Socket::INET->new(LocalPort => 8000, Listen => 1, ReuseAddr => 1) or die "listen: $!"; $c = $s->accept; print $c "hello from the guest\n"; close $c'\'' </dev/null >/dev/null 2>&1 &'
+	for _ in $(seq 100); do
+		run curl -s --max-time 20 "telnet://127.0.0.1:$KPORT" </dev/null
+		[ "$output" != "hello from the guest" ] || break
+		sleep 1
+	done
+	assert_output "hello from the guest"
 }
 
 @test "kvm engine: what it cannot do is a clear error, not a VM" {

@@ -205,6 +205,35 @@ static void test_cmdline(void **state)
 			    "x=1");
 }
 
+static void test_forward_parse(void **state)
+{
+	static const char *const bad[] = {
+		"",	"80",		"0:80",	       "8080:65536", "8080:",		":80",
+		"a:80", "8080:80/sctp", "1.2.3:80:80", "::1:80:80",  "8080:80/tcp/udp", "123456:80"
+	};
+	struct vmm_forward f;
+	char canon[MACHINE_FORWARD_CANON_MAX];
+	struct kal_err *err = NULL;
+
+	(void)state;
+	assert_int_equal(machine_forward_parse("8080:80", &f, canon, NULL), 0);
+	assert_string_equal(canon, "127.0.0.1:8080:80/tcp");
+	assert_false(f.udp);
+	assert_int_equal(f.host_port, 8080);
+	assert_int_equal(f.guest_port, 80);
+	assert_int_equal(machine_forward_parse("0.0.0.0:53:5353/udp", &f, canon, NULL), 0);
+	assert_string_equal(canon, "0.0.0.0:53:5353/udp");
+	assert_true(f.udp);
+	assert_int_equal(f.host_addr, 0);
+	/* the canonical form parses back to itself */
+	assert_int_equal(machine_forward_parse("0.0.0.0:53:5353/udp", &f, canon, NULL), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(machine_forward_parse(bad[i], &f, canon, &err), -1);
+		assert_non_null(strstr(err->msg, "bad published port `"));
+		kal_err_clear(&err);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -214,6 +243,7 @@ int main(void)
 		cmocka_unit_test(test_generated_names_are_valid_and_free),
 		cmocka_unit_test(test_engine_select_errors),
 		cmocka_unit_test(test_cmdline),
+		cmocka_unit_test(test_forward_parse),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
