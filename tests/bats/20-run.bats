@@ -89,7 +89,8 @@ setup() { vm_setup; }
 
 @test "run: bad --memory" {
 	run_kal 125 run --memory lots busybox true
-	assert_equal "$stderr" "kal: run: bad --memory \`lots\` (64M to 1024G, e.g. 512M, 2G) (usage: kal run [--name N] [--rm] [-d] [-i] [-t] [-e K=V]... [-w DIR] [-u USER] [--memory SIZE] [--cpus N] [--net user|none] [--engine E] IMAGE [CMD...])"
+	# the usage that follows is the command's own (kal help run), checked in 90-docs.bats
+	[[ "$stderr" == "kal: run: bad --memory \`lots\` (64M to 1024G, e.g. 512M, 2G) (usage: kal run [--name N] "*" IMAGE [CMD...])" ]]
 }
 
 @test "run: unknown engine and an engine that cannot run" {
