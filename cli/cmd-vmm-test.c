@@ -213,7 +213,7 @@ const struct kal_cmd kal_cmd_vmm_test_guest = {
 	.summary = "boot a bare test guest on kal's KVM VMM (test hook)",
 	.usage =
 	    "ELF [--blk FILE] [--pmem FILE] [--mem MIB] [--cpus N] [--cmdline STR] [--initrd FILE] "
-	    "[--agent ring|console] [--net user]",
+	    "[--agent ring|console] [--net user] [--hugepages]",
 	.opts = vmm_test_opts,
 	.args = KAL_ARG_FILE,
 	.flags = KAL_CMD_HIDDEN,

@@ -147,12 +147,12 @@ run_guest() {
 
 @test "__vmm-test-guest: --agent takes ring or console" {
 	run_kal 125 __vmm-test-guest "$GUEST" --agent vsock
-	assert_equal "$stderr" "kal: __vmm-test-guest: --agent: \`vsock\` is neither \`ring\` nor \`console\` (usage: kal __vmm-test-guest ELF [--blk FILE] [--pmem FILE] [--mem MIB] [--cpus N] [--cmdline STR] [--initrd FILE] [--agent ring|console] [--net user])"
+	assert_equal "$stderr" "kal: __vmm-test-guest: --agent: \`vsock\` is neither \`ring\` nor \`console\` (usage: kal __vmm-test-guest ELF [--blk FILE] [--pmem FILE] [--mem MIB] [--cpus N] [--cmdline STR] [--initrd FILE] [--agent ring|console] [--net user] [--hugepages])"
 }
 
 @test "__vmm-test-guest: --net takes only user" {
 	run_kal 125 __vmm-test-guest "$GUEST" --net tap
-	assert_equal "$stderr" "kal: __vmm-test-guest: --net: \`tap\` is not \`user\` (usage: kal __vmm-test-guest ELF [--blk FILE] [--pmem FILE] [--mem MIB] [--cpus N] [--cmdline STR] [--initrd FILE] [--agent ring|console] [--net user])"
+	assert_equal "$stderr" "kal: __vmm-test-guest: --net: \`tap\` is not \`user\` (usage: kal __vmm-test-guest ELF [--blk FILE] [--pmem FILE] [--mem MIB] [--cpus N] [--cmdline STR] [--initrd FILE] [--agent ring|console] [--net user] [--hugepages])"
 }
 
 @test "bare guest: virtio-net on libslirp answers an ARP request for the gateway" {
