@@ -23,44 +23,13 @@
 #include <unistd.h>
 
 #include "../../guest/chan.h"
+#include "init-util.h"
 
 #define TRIPS	  200
 #define FRAME_LEN 32
 #define SPIN_NS	  20000 /* default; `chantest.spin_ns=N` on the command line overrides */
 
 static long long spin_ns = SPIN_NS;
-
-static void say(const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if (n > (int)sizeof(buf) - 2)
-		n = sizeof(buf) - 2;
-	buf[n++] = '\n';
-	if (write(1, buf, (size_t)n) < 0)
-		return;
-}
-
-static void power_off(void)
-{
-	sync();
-	reboot(RB_AUTOBOOT);
-	for (;;)
-		pause();
-}
-
-static void fail(const char *what)
-{
-	say("T: FAIL %s: %s", what, strerror(errno));
-	power_off();
-}
 
 static long long now_ns(void)
 {

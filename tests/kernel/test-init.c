@@ -18,23 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static void say(const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if (n > (int)sizeof(buf) - 2)
-		n = sizeof(buf) - 2;
-	buf[n++] = '\n';
-	if (write(1, buf, (size_t)n) < 0)
-		return;
-}
+#include "init-util.h"
 
 /* First line of a small file, newline stripped; "" when unreadable. */
 static const char *read_line(const char *path, char *buf, size_t len)
@@ -52,20 +36,6 @@ static const char *read_line(const char *path, char *buf, size_t len)
 	buf[n] = '\0';
 	buf[strcspn(buf, "\n")] = '\0';
 	return buf;
-}
-
-static void power_off(void)
-{
-	sync();
-	reboot(RB_AUTOBOOT);
-	for (;;)
-		pause();
-}
-
-static void fail(const char *what)
-{
-	say("T: FAIL %s: %s", what, strerror(errno));
-	power_off();
 }
 
 static void list_virtio(void)
